@@ -1,0 +1,71 @@
+# headcount: the front door. `make` alone lists every target.
+# Variables can be overridden on the command line: make up REPLICAS=6 LB_PORT=9090
+REPLICAS ?= 4
+LB_PORT  ?= 8080
+MODE     ?= auto
+export REPLICAS LB_PORT MODE
+
+NODE_MODULES := node_modules/.package-lock.json
+BUILD_STAMP  := dist/.built
+SOURCES      := $(shell find web admin formation -name '*.ts' -not -name '*.test.ts' 2>/dev/null) tsconfig.json tsconfig.build.json
+CLI          := node dist/formation/cli.js
+
+.DEFAULT_GOAL := help
+.PHONY: help install build up start stop restart status logs reset-count test test-unit test-integration test-cluster typecheck os-deps clean
+
+help: ## Show this help
+	@printf 'headcount: stateless counter replicas behind Nginx, sharing one Redis.\n\n'
+	@printf 'Usage: make <target> [REPLICAS=$(REPLICAS)] [LB_PORT=$(LB_PORT)] [MODE=auto|local|docker]\n\n'
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+$(NODE_MODULES): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: $(NODE_MODULES) ## Install the locked npm dependencies (npm ci)
+
+# Build stage (twelve-factor V): TypeScript to dist/; run stages only run dist/.
+$(BUILD_STAMP): $(NODE_MODULES) $(SOURCES)
+	npm run build
+	@touch $@
+
+build: $(BUILD_STAMP) ## Compile TypeScript to dist/
+
+up: build ## Run the formation in the foreground (Docker if an engine answers, else local processes); Ctrl-C stops it
+	@$(CLI) up
+
+start: build ## Start the formation detached; returns once every replica is ready and the load balancer answers
+	@$(CLI) start
+
+stop: build ## Stop the formation that `make start` started on LB_PORT (and nothing else)
+	@$(CLI) stop
+
+restart: build ## Rolling restart: replicas one at a time, the load balancer keeps serving
+	@$(CLI) restart
+
+status: build ## Show the running formation on LB_PORT
+	@$(CLI) status
+
+reset-count: build ## One-off admin process: reset the count to 0 atomically and print old and new value
+	@$(CLI) reset-count $(VALUE)
+
+os-deps: build ## Install redis-server, nginx and chromium from Debian's packages if missing (root), else print the command
+	@node dist/formation/os-deps.js
+
+typecheck: $(NODE_MODULES) ## Type-check everything, tests included
+	npx tsc -p tsconfig.json --noEmit
+
+test: build os-deps typecheck ## Run every test tier (unit, integration, cluster), installing what is missing
+	npx vitest run
+
+test-unit: build ## Unit tests only (pure logic, milliseconds)
+	npx vitest run --project unit
+
+test-integration: build os-deps ## Integration tests against a real redis-server
+	npx vitest run --project integration
+
+test-cluster: build os-deps ## Cluster tests: real nginx in front of real replicas and Redis
+	npx vitest run --project cluster
+
+clean: ## Remove build output and local formation state (stop formations first)
+	rm -rf dist .run

@@ -1,0 +1,42 @@
+// One-off admin process (twelve-factor XII): `make reset-count`, or
+// `node dist/admin/reset-count.js [value]` with the same environment as the
+// web replicas. Resets the count atomically and says what it was.
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { config as loadDotenv } from 'dotenv';
+import { loadConfig } from '../web/config.js';
+import { createRedisCounterStore } from '../web/counter-store.js';
+import { createLogger } from '../web/logger.js';
+import { createRedisClient } from '../web/redis-client.js';
+import { failStartup } from '../web/startup-error.js';
+
+if (process.env.NODE_ENV !== 'production' && existsSync('.env')) loadDotenv({ path: '.env', quiet: true });
+
+const arg = process.argv[2] ?? '0';
+if (!/^\d{1,15}$/.test(arg)) failStartup(new Error(`reset-count: the new value must be a whole number, got "${arg}"`));
+
+let config;
+try {
+  config = loadConfig({ ...process.env, REPLICA_ID: process.env.REPLICA_ID ?? 'admin' });
+} catch (error) {
+  failStartup(error);
+}
+const logger = createLogger({ ...config, LOG_LEVEL: 'warn' });
+const redis = createRedisClient(
+  { url: config.REDIS_URL, commandTimeoutMs: Math.max(config.REDIS_COMMAND_TIMEOUT_MS, 2_000), connectionName: 'headcount-admin' },
+  logger,
+);
+try {
+  // The client fails fast rather than queueing, so wait for the connection first.
+  if (redis.status !== 'ready') await once(redis, 'ready', { signal: AbortSignal.timeout(5_000) });
+  const store = createRedisCounterStore(redis, {
+    counterKey: config.COUNTER_KEY,
+    idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
+  });
+  const { previous, current } = await store.reset(Number(arg));
+  process.stdout.write(`reset ${config.COUNTER_KEY}: ${previous} -> ${current}\n`);
+  await redis.quit();
+} catch (error) {
+  redis.disconnect();
+  failStartup(new Error(`reset-count failed: ${error instanceof Error ? error.message : String(error)}`));
+}

@@ -1,0 +1,79 @@
+// The formation's front door, called by the Makefile:
+//   node dist/formation/cli.js <up|start|stop|restart|status|reset-count> [value]
+// REPLICAS, LB_PORT and MODE come from the environment (make passes them).
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dockerCommands } from './docker-commands.js';
+import { restartLocal, runLocal, startLocal, stopLocal } from './local-commands.js';
+import { loadFormationOptions, resolveMode, type FormationOptions } from './options.js';
+import { readLiveState } from './state.js';
+
+const ADMIN = fileURLToPath(new URL('../admin/reset-count.js', import.meta.url));
+
+async function main(command: string | undefined, arg: string | undefined): Promise<number> {
+  const options = loadFormationOptions(process.env);
+  // `run` is the detached supervisor that `start` spawns: always local.
+  const mode = command === 'run' ? 'local' : resolveMode(options.MODE);
+  if (mode === 'docker') {
+    switch (command) {
+      case 'up':
+        return dockerCommands.run(options);
+      case 'start':
+        return dockerCommands.start(options);
+      case 'stop':
+        return dockerCommands.stop(options);
+      case 'restart':
+        return dockerCommands.restart(options);
+      case 'status':
+        return dockerCommands.status(options);
+      case 'reset-count':
+        return dockerCommands.resetCount(options, arg);
+    }
+  } else {
+    switch (command) {
+      case 'up':
+      case 'run':
+        return runLocal(options);
+      case 'start':
+        return startLocal(options);
+      case 'stop':
+        return stopLocal(options);
+      case 'restart':
+        return restartLocal(options);
+      case 'status':
+        return statusLocal(options);
+      case 'reset-count':
+        return resetCountLocal(options, arg);
+    }
+  }
+  process.stderr.write('usage: cli.js <up|start|stop|restart|status|reset-count> [value]\n');
+  return 2;
+}
+
+function statusLocal(options: FormationOptions): number {
+  const state = readLiveState(options.LB_PORT);
+  if (!state) {
+    process.stdout.write(`no local formation runs on port ${options.LB_PORT}\n`);
+    return 1;
+  }
+  process.stdout.write(`${JSON.stringify(state, null, 2)}\n`);
+  return 0;
+}
+
+/** The admin one-off process, attached to the running formation's Redis (or REDIS_URL). */
+function resetCountLocal(options: FormationOptions, arg: string | undefined): number {
+  const redisUrl = readLiveState(options.LB_PORT)?.redisUrl ?? process.env.REDIS_URL;
+  if (!redisUrl) {
+    process.stderr.write(`no local formation runs on port ${options.LB_PORT} and REDIS_URL is not set\n`);
+    return 1;
+  }
+  const args = [ADMIN, ...(arg === undefined ? [] : [arg])];
+  return spawnSync(process.execPath, args, { stdio: 'inherit', env: { ...process.env, REDIS_URL: redisUrl } }).status ?? 1;
+}
+
+try {
+  process.exitCode = await main(process.argv[2], process.argv[3]);
+} catch (error) {
+  process.stderr.write(`headcount: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+}

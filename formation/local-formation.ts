@@ -1,0 +1,186 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import getPort from 'get-port';
+import { renderLocalNginxConfig } from './nginx-config.js';
+import { requireExecutable } from './prerequisites.js';
+import { Service, type LineSink } from './supervisor.js';
+import { waitFor, httpOk, redisAnswers } from './wait.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const REPLICA_ENTRY = path.join(ROOT, 'dist/web/server.js');
+export const REDIS_CONF = path.join(ROOT, 'redis/redis.conf');
+
+export interface LocalFormationOptions {
+  replicas: number;
+  /** 0 picks a free port. */
+  lbPort: number;
+  /** Where this formation keeps its rendered config, Redis data and scratch files. */
+  stateDir: string;
+  /** Attach to this Redis (twelve-factor IV) instead of starting one. */
+  redisUrl?: string;
+  /** Extra environment for every replica (COUNTER_KEY, timeouts, ...). */
+  replicaEnv?: Readonly<Record<string, string>>;
+  /** What runs as a replica. Tests swap in replicas built on unsafe counters. */
+  replicaCommand?: readonly string[];
+  sink?: LineSink;
+}
+
+export interface ReplicaProcess {
+  id: string;
+  port: number;
+  url: string;
+  service: Service;
+}
+
+export interface LocalFormation {
+  lbUrl: string;
+  lbPort: number;
+  redisUrl: string;
+  redis: Service | undefined;
+  nginx: Service;
+  replicas: ReplicaProcess[];
+  /** Re-reads the rendered config with no dropped requests (SIGHUP to the master). */
+  reloadNginx(): Promise<void>;
+  /** Stops one replica gracefully, starts it again and waits until it is ready. */
+  restartReplica(index: number): Promise<void>;
+  /** Stops everything this formation started: nginx first, then replicas, then Redis. */
+  stop(): Promise<void>;
+}
+
+const defaultSink: LineSink = (service, line) => process.stdout.write(`${service.padEnd(7)}| ${line}\n`);
+
+/**
+ * The same formation docker-compose.yml describes, as local processes: one
+ * redis-server, N replicas and nginx in front, all on 127.0.0.1. Resolves once
+ * every replica is ready and the load balancer answers through to Redis.
+ */
+export async function startLocalFormation(options: LocalFormationOptions): Promise<LocalFormation> {
+  const { replicas: count, stateDir, sink = defaultSink } = options;
+  const nginxBin = requireExecutable('nginx');
+  const started: Service[] = [];
+  const stopAll = async () => {
+    for (const service of [...started].reverse()) await service.stop();
+  };
+  const onExit = () => started.forEach((service) => service.killNow());
+  process.once('exit', onExit);
+
+  try {
+    let redis: Service | undefined;
+    let redisUrl = options.redisUrl;
+    if (redisUrl === undefined) {
+      const port = await getPort({ host: '127.0.0.1' });
+      const dataDir = path.join(stateDir, 'redis');
+      await mkdir(dataDir, { recursive: true });
+      // Same redis.conf as the Docker formation; only where it listens and
+      // keeps its files differ.
+      redis = new Service(
+        {
+          name: 'redis',
+          command: requireExecutable('redis-server'),
+          args: [REDIS_CONF, '--port', String(port), '--bind', '127.0.0.1', '--dir', dataDir],
+          restart: true,
+        },
+        sink,
+      );
+      redis.start();
+      started.push(redis);
+      redisUrl = `redis://127.0.0.1:${port}`;
+      await waitFor(`redis on port ${port}`, () => redisAnswers(redisUrl!), 10_000);
+    }
+
+    const replicaPorts = await Promise.all(Array.from({ length: count }, () => getPort({ host: '127.0.0.1' })));
+    const replicas = replicaPorts.map((port, i): ReplicaProcess => {
+      const id = `web-${i + 1}`;
+      const [command, ...args] = options.replicaCommand ?? [process.execPath, REPLICA_ENTRY];
+      const service = new Service(
+        {
+          name: id,
+          command: command!,
+          args,
+          cwd: ROOT,
+          restart: true,
+          env: {
+            ...options.replicaEnv,
+            NODE_ENV: 'production',
+            HOST: '127.0.0.1',
+            PORT: String(port),
+            REPLICA_ID: id,
+            REDIS_URL: redisUrl,
+          },
+        },
+        sink,
+      );
+      return { id, port, url: `http://127.0.0.1:${port}`, service };
+    });
+    const waitReady = (replica: ReplicaProcess) =>
+      waitFor(`${replica.id} ready on port ${replica.port}`, () => httpOk(`${replica.url}/readyz`), 20_000);
+    for (const replica of replicas) {
+      replica.service.start();
+      started.push(replica.service);
+    }
+    await Promise.all(replicas.map(waitReady));
+
+    const lbPort = options.lbPort || (await getPort({ host: '127.0.0.1' }));
+    const runtimeDir = path.resolve(stateDir, 'nginx');
+    await mkdir(runtimeDir, { recursive: true });
+    const confPath = path.join(runtimeDir, 'nginx.conf');
+    await writeFile(confPath, await renderLocalNginxConfig({ lbPort, replicaPorts, runtimeDir }));
+    const nginxArgs = ['-p', runtimeDir, '-c', confPath, '-e', 'stderr'];
+    await checkNginxConfig(nginxBin, nginxArgs);
+    const nginx = new Service(
+      {
+        name: 'nginx',
+        command: nginxBin,
+        args: [...nginxArgs, '-g', 'daemon off;'],
+        restart: true,
+        stopSignal: 'SIGQUIT',
+        stdoutFifoDir: runtimeDir,
+      },
+      sink,
+    );
+    nginx.start();
+    started.push(nginx);
+    const lbUrl = `http://127.0.0.1:${lbPort}`;
+    await waitFor(`load balancer on port ${lbPort}`, () => httpOk(`${lbUrl}/api/count`), 10_000);
+
+    return {
+      lbUrl,
+      lbPort,
+      redisUrl,
+      redis,
+      nginx,
+      replicas,
+      async reloadNginx() {
+        await checkNginxConfig(nginxBin, nginxArgs);
+        nginx.signal('SIGHUP');
+      },
+      async restartReplica(index) {
+        const replica = replicas[index];
+        if (!replica) throw new Error(`no replica ${index}`);
+        await replica.service.stop();
+        replica.service.start();
+        await waitReady(replica);
+      },
+      async stop() {
+        await stopAll();
+        process.off('exit', onExit);
+      },
+    };
+  } catch (error) {
+    await stopAll();
+    process.off('exit', onExit);
+    throw error;
+  }
+}
+
+/** `nginx -t` on the rendered file (stdout to /dev/null, which nginx can open). */
+export async function checkNginxConfig(nginxBin: string, args: readonly string[]) {
+  const child = spawn(nginxBin, ['-t', '-q', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code] = (await once(child, 'close')) as [number | null];
+  if (code !== 0) throw new Error(`nginx rejected the rendered config:\n${stderr.trim()}`);
+}

@@ -1,0 +1,108 @@
+import express, { type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import type { CounterStore } from './counter-store.js';
+import { createErrorHandler, methodNotAllowed, notFound } from './error-handler.js';
+import { renderPage } from './page.js';
+import { createRequestLog } from './request-log.js';
+
+export interface Lifecycle {
+  /** True once shutdown began: readiness fails and connections are not kept alive. */
+  draining: boolean;
+}
+
+export interface AppDeps {
+  store: CounterStore;
+  replicaId: string;
+  logger: Logger;
+  lifecycle: Lifecycle;
+}
+
+// Nginx's $request_id is 32 hex digits; direct callers may send a UUID.
+const REQUEST_ID = /^[A-Za-z0-9_-]{8,128}$/;
+
+class BadRequest extends Error {
+  readonly status = 400;
+}
+
+function requestIdOf(req: Request): string | undefined {
+  const id = req.get('x-request-id');
+  if (id === undefined) return undefined;
+  if (!REQUEST_ID.test(id)) throw new BadRequest('X-Request-Id must be 8-128 letters, digits, "_" or "-"');
+  return id;
+}
+
+/** Builds the Express app. It never listens: web/server.ts does (and tests may). */
+export function createApp({ store, replicaId, logger, lifecycle }: AppDeps) {
+  const app = express();
+  app.disable('x-powered-by');
+  // Every counting response is unique: an ETag would only cost a hash.
+  app.set('etag', false);
+
+  app.use((_req, res, next) => {
+    res.setHeader('X-Replica', replicaId);
+    // Once draining, answer what is in flight and let Nginx reconnect elsewhere.
+    if (lifecycle.draining) res.setHeader('Connection', 'close');
+    next();
+  });
+  app.use(createRequestLog(logger));
+
+  const countAndReply = async (req: Request, res: Response, format: 'html' | 'json') => {
+    const requestId = requestIdOf(req);
+    const count = await store.countVisit(requestId);
+    res.setHeader('Cache-Control', 'no-store');
+    if (format === 'json') res.json({ count, replica: replicaId });
+    else res.type('html').send(renderPage({ count, replica: replicaId }));
+  };
+
+  // HEAD gets GET's headers and counts nothing. Registered before GET, because
+  // Express otherwise runs the GET handler for HEAD.
+  app.head('/', (req, res) => {
+    const format = req.accepts(['html', 'json']);
+    if (!format) return void res.status(406).end();
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Vary', 'Accept');
+    res.type(format).end();
+  });
+  app.get('/', async (req, res) => {
+    res.setHeader('Vary', 'Accept');
+    const format = req.accepts(['html', 'json']) as 'html' | 'json' | false;
+    if (!format) return void res.status(406).json({ error: 'acceptable types: text/html, application/json' });
+    await countAndReply(req, res, format);
+  });
+  app.all('/', methodNotAllowed('GET, HEAD'));
+
+  app.post('/api/visits', (req, res) => countAndReply(req, res, 'json'));
+  app.all('/api/visits', methodNotAllowed('POST'));
+
+  app.get('/api/count', async (_req, res) => {
+    const count = await store.read();
+    res.setHeader('Cache-Control', 'no-store');
+    res.json({ count });
+  });
+  app.all('/api/count', methodNotAllowed('GET, HEAD'));
+
+  // Liveness: the process is up and its event loop turns. Says nothing of Redis,
+  // so an outage never gets healthy replicas restarted.
+  app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
+  app.all('/healthz', methodNotAllowed('GET, HEAD'));
+
+  // Readiness: able to count right now.
+  app.get('/readyz', async (_req, res) => {
+    res.setHeader('Cache-Control', 'no-store');
+    if (lifecycle.draining) return void res.status(503).json({ status: 'draining' });
+    try {
+      await store.ping();
+      res.json({ status: 'ready' });
+    } catch {
+      res.status(503).set('Retry-After', '1').json({ status: 'redis unavailable' });
+    }
+  });
+  app.all('/readyz', methodNotAllowed('GET, HEAD'));
+
+  // Browsers ask for it on every first visit; it must not count as one.
+  app.get('/favicon.ico', (_req, res) => void res.status(204).set('Cache-Control', 'public, max-age=86400').end());
+
+  app.use(notFound);
+  app.use(createErrorHandler(logger));
+  return app;
+}

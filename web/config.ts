@@ -1,0 +1,82 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+// Twelve-factor III: all config comes from the environment. This module only
+// validates; loading `.env` is the entry points' job (see web/server.ts), so
+// tests can pass literal objects.
+
+const integer = (min: number, max: number) =>
+  z.coerce
+    .number({ error: `must be an integer from ${min} to ${max}` })
+    .int({ error: `must be an integer from ${min} to ${max}` })
+    .min(min, { error: `must be an integer from ${min} to ${max}` })
+    .max(max, { error: `must be an integer from ${min} to ${max}` });
+
+const redisUrl = z.string().refine(
+  (value) => {
+    try {
+      const { protocol, hostname: host } = new URL(value);
+      return (protocol === 'redis:' || protocol === 'rediss:') && host.length > 0;
+    } catch {
+      return false;
+    }
+  },
+  // The value may hold a password, so the message never repeats it.
+  { error: 'must be a redis:// or rediss:// URL with a host' },
+);
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PORT: integer(0, 65535).default(3000),
+  REPLICA_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be 1-64 letters, digits, ".", "_" or "-"' })
+    .default(hostname().slice(0, 64)),
+  REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
+  COUNTER_KEY: z
+    .string()
+    .regex(/^[A-Za-z0-9:_.{}-]{1,100}$/, { error: 'must be 1-100 characters of A-Z a-z 0-9 : _ . { } -' })
+    .default('headcount:visits'),
+  // Each Redis command gives up after this long, so an outage or a hung Redis
+  // becomes a fast 503 instead of a hang. Nginx's proxy_read_timeout is longer.
+  REDIS_COMMAND_TIMEOUT_MS: integer(10, 10_000).default(250),
+  // How long a request id is remembered. Must outlive Nginx's whole retry window
+  // (proxy_next_upstream_timeout plus one attempt: about 20 s, see lb/).
+  IDEMPOTENCY_TTL_SECONDS: integer(30, 86_400).default(60),
+  // Above Nginx's upstream keepalive_timeout (60 s), so Nginx, not Node, closes
+  // idle upstream connections.
+  KEEP_ALIVE_TIMEOUT_MS: integer(1_000, 600_000).default(65_000),
+  // How long SIGTERM waits for in-flight requests before forcing exit.
+  SHUTDOWN_GRACE_MS: integer(100, 120_000).default(10_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = Readonly<z.infer<typeof schema>>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Turns an environment into a frozen config, or throws one ConfigError naming every bad variable. */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  // An empty variable counts as unset, as in most shells' `${VAR:-default}`.
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const result = schema.safeParse(present);
+  const problems = result.success
+    ? []
+    : result.error.issues.map((issue) => {
+        const name = issue.path.join('.');
+        return issue.code === 'invalid_value' ? `${name} must be one of ${issue.values.join(', ')}` : `${name} ${issue.message}`;
+      });
+  // Production must name its backing service: a default of localhost would
+  // silently give each host its own counter.
+  if (present.NODE_ENV === 'production' && present.REDIS_URL === undefined) {
+    problems.push('REDIS_URL is required when NODE_ENV=production');
+  }
+  if (!result.success || problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(result.data);
+}

@@ -1,0 +1,66 @@
+import { createServer, type Server } from 'node:http';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { createApp, type Lifecycle } from './app.js';
+import type { Config } from './config.js';
+import { createRedisCounterStore, type CounterStore } from './counter-store.js';
+import { createLogger } from './logger.js';
+import { createRedisClient } from './redis-client.js';
+import { registerShutdown } from './shutdown.js';
+
+export interface Replica {
+  server: Server;
+  redis: Redis;
+  logger: Logger;
+  port: number;
+  shutdown: (signal: string) => Promise<void>;
+}
+
+/** Which counter a replica uses. Production always takes the default; tests swap in unsafe ones. */
+export type StoreFactory = (redis: Redis, config: Config) => CounterStore;
+
+const redisStore: StoreFactory = (redis, config) =>
+  createRedisCounterStore(redis, {
+    counterKey: config.COUNTER_KEY,
+    idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
+  });
+
+/** Builds one replica from validated config, binds its port and registers graceful shutdown. */
+export async function startReplica(config: Config, createStore: StoreFactory = redisStore): Promise<Replica> {
+  const logger = createLogger(config);
+  const redis = createRedisClient(
+    {
+      url: config.REDIS_URL,
+      commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+      connectionName: `headcount-${config.REPLICA_ID}`,
+    },
+    logger,
+  );
+  const lifecycle: Lifecycle = { draining: false };
+  const app = createApp({ store: createStore(redis, config), replicaId: config.REPLICA_ID, logger, lifecycle });
+
+  const server = createServer(app);
+  // Nginx closes idle upstream connections after 60 s; Node must wait longer,
+  // or it closes a socket just as Nginx sends on it (a sporadic 502).
+  server.keepAliveTimeout = config.KEEP_ALIVE_TIMEOUT_MS;
+  server.headersTimeout = config.KEEP_ALIVE_TIMEOUT_MS + 1_000;
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.PORT, config.HOST, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    redis.disconnect();
+    throw error;
+  }
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  logger.info({ host: config.HOST, port }, 'listening');
+
+  const shutdown = registerShutdown({ server, redis, logger, lifecycle, graceMs: config.SHUTDOWN_GRACE_MS });
+  return { server, redis, logger, port, shutdown };
+}
