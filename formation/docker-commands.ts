@@ -1,8 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import type { FormationOptions } from './options.js';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+import { ROOT } from './paths.js';
 
 /**
  * Docker mode: the same verbs as the local formation, as docker compose

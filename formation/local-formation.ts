@@ -1,17 +1,16 @@
 import { mkdir, writeFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import getPort from 'get-port';
 import { renderLocalNginxConfig } from './nginx-config.js';
+import { fromRoot, ROOT } from './paths.js';
 import { requireExecutable } from './prerequisites.js';
 import { Service, type LineSink } from './supervisor.js';
 import { waitFor, httpOk, redisAnswers } from './wait.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const REPLICA_ENTRY = path.join(ROOT, 'dist/web/server.js');
-export const REDIS_CONF = path.join(ROOT, 'redis/redis.conf');
+const REPLICA_ENTRY = fromRoot('dist/web/server.js');
+export const REDIS_CONF = fromRoot('redis/redis.conf');
 
 export interface LocalFormationOptions {
   replicas: number;

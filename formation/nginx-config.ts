@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
+import { fromRoot } from './paths.js';
 
-export const TEMPLATE_PATH = fileURLToPath(new URL('../../lb/nginx.conf.template', import.meta.url));
+export const TEMPLATE_PATH = fromRoot('lb/nginx.conf.template');
 
 /**
  * Passive health for every upstream server: two failed attempts within 5 s

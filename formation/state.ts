@@ -1,12 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+import { fromRoot } from './paths.js';
 
 /** Each local formation keeps its files under .run/lb-<port>, so several can run side by side. */
-export const stateDirFor = (lbPort: number) => path.join(ROOT, '.run', `lb-${lbPort}`);
+export const stateDirFor = (lbPort: number) => fromRoot('.run', `lb-${lbPort}`);
 const stateFile = (lbPort: number) => path.join(stateDirFor(lbPort), 'formation.json');
 export const logFileFor = (lbPort: number) => path.join(stateDirFor(lbPort), 'formation.log');
 
