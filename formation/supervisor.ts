@@ -38,6 +38,8 @@ const STABLE_AFTER_MS = 10_000;
  */
 export class Service {
   child: ChildProcess | undefined;
+  /** Exits nobody asked for (crashes, kills). */
+  crashes = 0;
   restarts = 0;
   private stopping = false;
   private failures = 0;
@@ -77,6 +79,7 @@ export class Service {
       });
       child.once('close', (code, signal) => {
         resolve();
+        if (!this.stopping) this.crashes += 1;
         if (this.stopping || !this.spec.restart) {
           if (!this.stopping) this.sink(name, `exited (code ${code}, signal ${signal})`);
           return;

@@ -19,8 +19,8 @@ export interface TestRedis {
 }
 
 /** A real redis-server on a free port, with the formation's redis.conf and its own data folder. */
-export async function startTestRedis(): Promise<TestRedis> {
-  const port = await getPort({ host: '127.0.0.1' });
+export async function startTestRedis(port?: number): Promise<TestRedis> {
+  port ??= await getPort({ host: '127.0.0.1' });
   const dir = await mkdtemp(path.join(tmpdir(), 'headcount-redis-'));
   const url = `redis://127.0.0.1:${port}`;
   const service = new Service(

@@ -1,0 +1,53 @@
+import { afterEach, describe, expect, test } from 'vitest';
+import { checkAccuracy, describeViolations } from '../../loadtest/invariants.js';
+import { startTestFormation, unsafeReplica, type TestFormation } from '../support/formation.js';
+
+// A replica that dies (SIGKILL) after its increment reached Redis but before it
+// answered is the worst case for exactly-once: nginx sees a broken connection
+// and retries the same request, with the same $request_id, on another replica.
+describe('exactly once when nginx retries on another replica', () => {
+  let formation: TestFormation | undefined;
+  afterEach(() => formation?.destroy());
+
+  const postSequentially = async (url: string, n: number) => {
+    const results = [];
+    for (let i = 0; i < n; i++) {
+      const response = await fetch(url, { method: 'POST' });
+      const body = (await response.json().catch(() => ({}))) as { count?: number };
+      results.push({ status: response.status, count: body.count, replica: response.headers.get('x-replica') ?? undefined });
+    }
+    return results;
+  };
+
+  test('When a replica dies after counting and before answering, then the retry gets the same number and nothing is counted twice', async () => {
+    formation = await startTestFormation({
+      replicas: 4,
+      replicaCommand: unsafeReplica,
+      replicaEnv: { UNSAFE_COUNTER: 'crash-after-count', CRASH_REPLICA: 'web-1' },
+    });
+    const before = await formation.count();
+
+    const results = await postSequentially(`${formation.lbUrl}/api/visits`, 12);
+    const report = checkAccuracy({ countBefore: before, countAfter: await formation.count(), sent: 12, results });
+
+    expect(formation.replicas[0]!.service.crashes).toBeGreaterThan(0); // web-1 really died mid-request
+    expect(report.violations, describeViolations(report.violations)).toEqual([]);
+    expect(results.map((r) => r.replica)).not.toContain('web-1');
+  });
+
+  test('When the same happens without the idempotency key, then the check catches the double count', async () => {
+    formation = await startTestFormation({
+      replicas: 4,
+      replicaCommand: unsafeReplica,
+      replicaEnv: { UNSAFE_COUNTER: 'no-idempotency', CRASH_REPLICA: 'web-1' },
+    });
+    const before = await formation.count();
+
+    const results = await postSequentially(`${formation.lbUrl}/api/visits`, 12);
+    const report = checkAccuracy({ countBefore: before, countAfter: await formation.count(), sent: 12, results });
+
+    expect(formation.replicas[0]!.service.crashes).toBeGreaterThan(0);
+    expect(report.violations.map((v) => v.invariant)).toContain('count-delta');
+    expect(report.figures.delta).toBeGreaterThan(12);
+  });
+});

@@ -1,0 +1,126 @@
+import { createServer } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import getPort from 'get-port';
+import { httpOk, waitFor } from '../../formation/wait.js';
+import { afterEach, describe, expect, inject, test } from 'vitest';
+import { spawnReplica, type ReplicaProcess } from '../support/replica-process.js';
+import { startTestRedis, type TestRedis } from '../support/redis-server.js';
+
+const started: ReplicaProcess[] = [];
+const redises: TestRedis[] = [];
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((r) => r.kill()));
+  await Promise.all(redises.splice(0).map((r) => r.destroy()));
+});
+const replica = async (env: Record<string, string>) => {
+  const r = await spawnReplica(env);
+  started.push(r);
+  return r;
+};
+
+const portIsFree = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const probe = createServer().once('error', () => resolve(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+  });
+
+describe('the replica process (node dist/web/server.js)', () => {
+  test('When config is bad, then it exits non-zero with one line naming each bad variable, and binds nothing', async () => {
+    const port = await getPort({ host: '127.0.0.1' });
+
+    const result = spawnSync(process.execPath, ['dist/web/server.js'], {
+      env: { PATH: process.env.PATH, NODE_ENV: 'production', PORT: String(port), REDIS_COMMAND_TIMEOUT_MS: 'fast', LOG_LEVEL: 'loud' },
+      encoding: 'utf8',
+      timeout: 5_000,
+    });
+
+    expect(result.status).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr.trimEnd().split('\n')).toEqual([
+      'headcount: invalid configuration: REDIS_COMMAND_TIMEOUT_MS must be an integer from 10 to 10000; ' +
+        'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; REDIS_URL is required when NODE_ENV=production',
+    ]);
+    expect(await portIsFree(port)).toBe(true);
+  });
+
+  test('When its port is already taken, then it exits non-zero at once with one line instead of lingering', async () => {
+    const first = await replica({ REDIS_URL: inject('redisUrl') });
+    await first.waitReady();
+
+    const second = spawnSync(process.execPath, ['dist/web/server.js'], {
+      env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(first.port), REDIS_URL: inject('redisUrl') },
+      encoding: 'utf8',
+      timeout: 5_000,
+    });
+
+    expect(second.status).not.toBe(0);
+    expect(second.signal).toBeNull();
+    expect(second.stderr.trimEnd().split('\n')).toEqual([`headcount: cannot listen on 127.0.0.1:${first.port}: address already in use`]);
+  });
+
+  test('When it serves a request, then it logs one JSON line with the request id, replica, status and duration', async () => {
+    const r = await replica({ REDIS_URL: inject('redisUrl'), COUNTER_KEY: `test:log:${Date.now()}` });
+    await r.waitReady();
+
+    await fetch(`${r.url}/`, { headers: { 'x-request-id': 'feedc0de1234abcd' } });
+    await sleep(100);
+    const lines = r.stdout.map((line) => JSON.parse(line) as Record<string, unknown>);
+
+    expect(lines.find((l) => l.reqId === 'feedc0de1234abcd')).toMatchObject({
+      msg: 'request',
+      replica: 'web-t',
+      method: 'GET',
+      url: '/',
+      status: 200,
+      ms: expect.any(Number),
+    });
+  });
+
+  test('When Redis is unreachable, then visits get a fast 503, it stays up, and it recovers by itself when Redis appears', async () => {
+    const redisPort = await getPort({ host: '127.0.0.1' });
+    const r = await replica({ REDIS_URL: `redis://127.0.0.1:${redisPort}`, COUNTER_KEY: 'test:unreachable' });
+    await waitFor('listening', () => httpOk(`${r.url}/healthz`), 5_000); // alive, though not ready
+    const began = performance.now();
+
+    const during = await fetch(`${r.url}/`, { headers: { accept: 'application/json' } });
+    const ms = performance.now() - began;
+    const readyz = await fetch(`${r.url}/readyz`);
+    const redis = await startTestRedis(redisPort);
+    redises.push(redis);
+    await r.waitReady();
+    const after = await fetch(`${r.url}/`, { headers: { accept: 'application/json' } });
+
+    expect(during.status).toBe(503);
+    expect(during.headers.get('retry-after')).toBe('1');
+    expect(ms).toBeLessThan(500);
+    expect(readyz.status).toBe(503);
+    expect(r.child.exitCode).toBeNull();
+    expect(await after.json()).toMatchObject({ count: 1 });
+  }, 30_000);
+
+  test('When SIGTERM arrives during a request, then the request finishes, new connections are refused, and it exits 0', async () => {
+    const redis = await startTestRedis();
+    redises.push(redis);
+    const r = await replica({ REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '5000', COUNTER_KEY: 'test:drain' });
+    await r.waitReady();
+
+    redis.service.signal('SIGSTOP'); // the next request waits inside the replica
+    const inFlight = fetch(`${r.url}/`, { headers: { accept: 'application/json' } });
+    await sleep(200);
+    r.child.kill('SIGTERM');
+    await sleep(200);
+    const refused = await fetch(`${r.url}/healthz`).then(
+      () => 'accepted',
+      () => 'refused',
+    );
+    redis.service.signal('SIGCONT');
+    const response = await inFlight;
+
+    expect(refused).toBe('refused');
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ count: 1 });
+    expect(await r.exited).toBe(0);
+    expect(r.stdout.map((l) => JSON.parse(l).msg)).toEqual(expect.arrayContaining(['draining', 'stopped']));
+  });
+});

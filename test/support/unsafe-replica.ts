@@ -1,0 +1,64 @@
+// A replica built on a deliberately broken counter, for tests only: it shows
+// that the accuracy checks catch what the real store prevents. Production has
+// no setting that reaches this code. Run with: node --import tsx test/support/unsafe-replica.ts
+//   UNSAFE_COUNTER=read-then-write   GET, then SET n+1: concurrent visits overwrite each other
+//   UNSAFE_COUNTER=per-process       a number in this process's memory: replicas count apart
+//   UNSAFE_COUNTER=crash-after-count the real store, but REPLICA_ID=$CRASH_REPLICA dies (SIGKILL)
+//                                    after counting, before answering, so nginx retries elsewhere
+//   UNSAFE_COUNTER=no-idempotency    like crash-after-count, but ignoring the request id
+import type { Redis } from 'ioredis';
+import { loadConfig, type Config } from '../../web/config.js';
+import { createRedisCounterStore, StoreUnavailableError, type CounterStore } from '../../web/counter-store.js';
+import { startReplica, type StoreFactory } from '../../web/replica.js';
+import { failStartup } from '../../web/startup-error.js';
+
+const realStore = (redis: Redis, config: Config) =>
+  createRedisCounterStore(redis, { counterKey: config.COUNTER_KEY, idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS });
+
+const readThenWrite: StoreFactory = (redis, config) => ({
+  ...realStore(redis, config),
+  async countVisit() {
+    try {
+      const current = Number((await redis.get(config.COUNTER_KEY)) ?? 0);
+      await redis.set(config.COUNTER_KEY, current + 1);
+      return current + 1;
+    } catch (error) {
+      throw new StoreUnavailableError(error);
+    }
+  },
+});
+
+const perProcess: StoreFactory = (redis, config) => {
+  let count = 0;
+  return { ...realStore(redis, config), read: async () => count, countVisit: async () => ++count };
+};
+
+const crashing =
+  (ignoreRequestId: boolean): StoreFactory =>
+  (redis, config) => {
+    const store = realStore(redis, config);
+    const crashHere = config.REPLICA_ID === process.env.CRASH_REPLICA;
+    return {
+      ...store,
+      async countVisit(requestId) {
+        const number = await store.countVisit(ignoreRequestId ? undefined : requestId);
+        if (crashHere) process.kill(process.pid, 'SIGKILL');
+        return number;
+      },
+    } satisfies CounterStore;
+  };
+
+const factories: Record<string, StoreFactory> = {
+  'read-then-write': readThenWrite,
+  'per-process': perProcess,
+  'crash-after-count': crashing(false),
+  'no-idempotency': crashing(true),
+};
+
+try {
+  const factory = factories[process.env.UNSAFE_COUNTER ?? ''];
+  if (!factory) throw new Error(`UNSAFE_COUNTER must be one of ${Object.keys(factories).join(', ')}`);
+  await startReplica(loadConfig(process.env), factory);
+} catch (error) {
+  failStartup(error);
+}

@@ -1,0 +1,304 @@
+import { readFileSync } from 'node:fs';
+import { Ajv } from 'ajv';
+import { parse } from 'yaml';
+import { describe, test, expect } from 'vitest';
+import { TEMPLATE_PATH, UPSTREAM_SERVER_PARAMS } from '../../formation/nginx-config.js';
+import { fromRoot } from '../../formation/paths.js';
+
+// No Docker engine runs where these tests run, so the Docker files are checked
+// as files: the compose files against the Compose Specification's own schema
+// (schemas/README.md) plus the properties the formation relies on, and the
+// Dockerfile by its instructions.
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  container_name?: string;
+  hostname?: string;
+  ports?: unknown[];
+  expose?: string[];
+  environment?: Record<string, string>;
+  profiles?: string[];
+  volumes?: string[];
+  command?: string[];
+  restart?: string;
+  stop_grace_period?: string;
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test?: string[]; disable?: boolean };
+  deploy?: { replicas?: number };
+}
+interface ComposeFile {
+  name?: string;
+  services: Record<string, Service>;
+  volumes?: Record<string, unknown>;
+}
+
+const readText = (file: string) => readFileSync(fromRoot(file), 'utf8');
+// Anchors and merge keys resolved, as docker compose resolves them.
+const readCompose = (file: string) => parse(readText(file), { merge: true }) as ComposeFile;
+
+const compose = readCompose('docker-compose.yml');
+const scaleOverride = readCompose('docker-compose.scale.yml');
+
+function service(name: string): Service {
+  const found = compose.services[name];
+  if (!found) throw new Error(`docker-compose.yml has no service "${name}"`);
+  return found;
+}
+
+function environment(name: string): Record<string, string> {
+  const env = service(name).environment;
+  if (env === undefined || Array.isArray(env)) throw new Error(`service "${name}" needs its environment as a map`);
+  return env;
+}
+
+/** Compose durations ("15s", "1m30s", "500ms") in milliseconds. */
+function durationMs(value: string): number {
+  const units: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1, us: 0.001 };
+  const parts = [...value.matchAll(/(\d+(?:\.\d+)?)(h|ms|us|m|s)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== value) throw new Error(`not a duration: ${value}`);
+  return parts.reduce((total, [, amount, unit]) => total + Number(amount) * units[unit!]!, 0);
+}
+
+/** An image reference pinned to a full version on a Debian base: name:X.Y.Z-<debian codename>[-variant]. */
+const PINNED_DEBIAN_IMAGE = /^[a-z0-9._/-]+:\d+\.\d+\.\d+-(trixie|bookworm)(-slim)?$/;
+
+describe('docker-compose.yml and docker-compose.scale.yml: the Compose Specification', () => {
+  // The schema names the https spelling of the draft-07 meta-schema, which ajv
+  // registers under its http id; the meta-schema is the same.
+  const schema = JSON.parse(readText('schemas/compose-spec.json')) as { $schema: string };
+  const validate = new Ajv({ strict: false, allErrors: true }).compile({
+    ...schema,
+    $schema: 'http://json-schema.org/draft-07/schema#',
+  });
+
+  test('When the schema is loaded, then it is the draft-07 Compose Specification', () => {
+    expect(schema).toMatchObject({ $schema: 'https://json-schema.org/draft-07/schema', title: 'Compose Specification' });
+  });
+
+  test.each(['docker-compose.yml', 'docker-compose.scale.yml'])(
+    'When %s is validated against the schema, then it has no errors',
+    (file) => {
+      const document = readCompose(file);
+
+      const valid = validate(document);
+
+      expect(validate.errors ?? []).toEqual([]);
+      expect(valid).toBe(true);
+    },
+  );
+
+  test('When a file has a misspelt key, then the schema check catches it', () => {
+    const document = parse('services:\n  web:\n    imgae: headcount-web:local\n');
+
+    const valid = validate(document);
+
+    expect(valid).toBe(false);
+    expect(validate.errors).toContainEqual(expect.objectContaining({ params: { additionalProperty: 'imgae' } }));
+  });
+});
+
+describe('docker-compose.yml: a formation that scales', () => {
+  test('When the web service is read, then it pins no container_name, hostname or host port, so --scale can start any number of replicas', () => {
+    const web = service('web');
+
+    // A container_name or a published port collides with the second replica;
+    // a fixed hostname would give every replica the same REPLICA_ID.
+    expect(web).not.toHaveProperty('container_name');
+    expect(web).not.toHaveProperty('hostname');
+    expect(web).not.toHaveProperty('ports');
+    expect(environment('web')).not.toHaveProperty('REPLICA_ID');
+    expect(web.expose).toEqual(['3000']);
+  });
+
+  test('When the redis service is read, then it publishes no port and keeps its AOF on a named volume', () => {
+    const redis = service('redis');
+
+    expect(redis).not.toHaveProperty('ports');
+    expect(redis).toMatchObject({
+      command: ['redis-server', '/usr/local/etc/redis/redis.conf'],
+      volumes: ['./redis/redis.conf:/usr/local/etc/redis/redis.conf:ro', 'redis-data:/data'],
+      restart: 'unless-stopped',
+    });
+    expect(compose.volumes).toHaveProperty('redis-data');
+  });
+
+  test('When the lb service is read, then it alone publishes a port: LB_PORT on the host (default 8080) to 8080 inside', () => {
+    const published = Object.entries(compose.services).filter(([, s]) => s.ports !== undefined);
+
+    expect(published.map(([name]) => name)).toEqual(['lb']);
+    expect(service('lb').ports).toEqual(['${LB_PORT:-8080}:8080']);
+    expect(environment('lb').LB_PORT).toBe('8080');
+  });
+
+  test('When the images that are pulled are read, then each is pinned to a full version on a Debian base, never latest or alpine', () => {
+    const pulled = Object.values(compose.services).filter((s) => s.build === undefined);
+
+    expect(pulled.map((s) => s.image)).toEqual([expect.stringMatching(/^redis:/), expect.stringMatching(/^nginx:/)]);
+    for (const { image } of pulled) {
+      expect(image).toMatch(PINNED_DEBIAN_IMAGE);
+      expect(image).not.toMatch(/latest|alpine/);
+    }
+    expect(service('redis').image).toMatch(/^redis:8\./);
+  });
+
+  test('When the lb image is read, then its nginx is 1.27.3 or later, which `server ... resolve` in an upstream needs', () => {
+    const [major, minor, patch] = service('lb').image!.split(':')[1]!.split('-')[0]!.split('.').map(Number);
+
+    expect(major! * 1e6 + minor! * 1e3 + patch!).toBeGreaterThanOrEqual(1_027_003);
+  });
+
+  test('When the lb environment is read, then LB_UPSTREAM_SERVERS resolves `web` at run time with exactly UPSTREAM_SERVER_PARAMS', () => {
+    const lb = environment('lb');
+
+    expect(lb.LB_UPSTREAM_SERVERS).toBe(`server web:3000 resolve ${UPSTREAM_SERVER_PARAMS};`);
+    expect(lb.LB_RESOLVER).toBe('resolver 127.0.0.11 valid=2s ipv6=off;');
+  });
+
+  test('When the template is mounted for the image entrypoint, then it renders /etc/nginx/nginx.conf with only LB_ names substituted', () => {
+    const lb = service('lb');
+    const env = environment('lb');
+    const mount = lb.volumes?.find((v) => v.startsWith('./lb/nginx.conf.template:'));
+    const target = mount?.split(':')[1] ?? '';
+
+    // The entrypoint writes <output dir>/<path below /etc/nginx/templates minus ".template">.
+    const rendered = `${env.NGINX_ENVSUBST_OUTPUT_DIR}/${target.replace('/etc/nginx/templates/', '').replace(/\.template$/, '')}`;
+
+    expect(mount).toMatch(/:ro$/);
+    expect(rendered).toBe('/etc/nginx/nginx.conf');
+    expect(env.NGINX_ENVSUBST_FILTER).toBe('^LB_');
+  });
+
+  test('When the template names a placeholder, then the lb service sets it (envsubst would silently leave it in)', () => {
+    // The same two forms envsubst and renderTemplate replace: ${LB_X} and $LB_X.
+    const placeholders = new Set(
+      [...readFileSync(TEMPLATE_PATH, 'utf8').matchAll(/\$\{(LB_[A-Z0-9_]*)\}|\$(LB_[A-Z0-9_]*)/g)].map((m) => m[1] ?? m[2]),
+    );
+
+    expect([...placeholders].sort()).toEqual(Object.keys(environment('lb')).filter((k) => k.startsWith('LB_')).sort());
+  });
+
+  test('When the timeouts are compared, then Docker waits longer than the replica drains and Node keeps idle sockets longer than nginx', () => {
+    const web = environment('web');
+    // The upstream block ends at the first line holding only `}`.
+    const block = /upstream\s+web\s*\{([\s\S]*?)\n\s*\}\n/.exec(readFileSync(TEMPLATE_PATH, 'utf8'))?.[1] ?? '';
+    const upstream = /^\s*keepalive_timeout\s+(\d+)s;/m.exec(block);
+
+    expect(durationMs(service('web').stop_grace_period!)).toBeGreaterThan(Number(web.SHUTDOWN_GRACE_MS));
+    expect(upstream).not.toBeNull();
+    expect(Number(web.KEEP_ALIVE_TIMEOUT_MS)).toBeGreaterThan(Number(upstream![1]) * 1000);
+  });
+
+  test('When the services start, then each waits for what it needs to be healthy: web for redis, lb for web', () => {
+    expect(service('web').depends_on).toEqual({ redis: { condition: 'service_healthy' } });
+    expect(service('lb').depends_on).toEqual({ web: { condition: 'service_healthy' } });
+    expect(service('redis').healthcheck?.test?.join(' ')).toContain('redis-cli ping');
+    expect(service('lb').healthcheck?.test?.join(' ')).toContain('http://127.0.0.1:8080/lb-healthz');
+  });
+
+  test('When the admin service is read, then it is only in the admin profile and runs the same image and environment as web', () => {
+    const admin = service('admin');
+    const web = service('web');
+
+    expect(admin).toMatchObject({
+      profiles: ['admin'],
+      command: ['node', 'dist/admin/reset-count.js'],
+      restart: 'no',
+      image: web.image,
+      build: web.build,
+    });
+    expect(admin.environment).toEqual(web.environment);
+    expect(Object.entries(compose.services).filter(([, s]) => s.profiles !== undefined).map(([n]) => n)).toEqual([
+      'admin',
+    ]);
+  });
+
+  test('When the scale override is read, then it sets the web replica count and nothing else', () => {
+    expect(scaleOverride).toEqual({ services: { web: { deploy: { replicas: 4 } } } });
+  });
+});
+
+interface Instruction {
+  keyword: string;
+  args: string;
+}
+
+/** Dockerfile instructions: comments dropped, continuation lines joined. */
+function parseDockerfile(text: string): Instruction[] {
+  const lines = text.split('\n').filter((line) => !/^\s*#/.test(line));
+  return lines
+    .join('\n')
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean)
+    .map((line) => {
+      const [keyword = '', ...rest] = line.split(/\s+/);
+      return { keyword: keyword.toUpperCase(), args: rest.join(' ') };
+    });
+}
+
+describe('web/Dockerfile', () => {
+  const instructions = parseDockerfile(readText('web/Dockerfile'));
+  const lastFrom = instructions.map((i) => i.keyword).lastIndexOf('FROM');
+  const finalStage = instructions.slice(lastFrom);
+  const finalOf = (keyword: string) => finalStage.filter((i) => i.keyword === keyword);
+
+  /** The base images, with the global ARG defaults substituted. */
+  function baseImages(): string[] {
+    const args = new Map<string, string>();
+    for (const i of instructions.slice(0, instructions.findIndex((x) => x.keyword === 'FROM'))) {
+      const [name, value] = i.args.split('=');
+      if (i.keyword === 'ARG' && name && value) args.set(name, value);
+    }
+    return instructions
+      .filter((i) => i.keyword === 'FROM')
+      .map((i) => i.args.split(/\s+/)[0]!.replace(/\$\{(\w+)\}|\$(\w+)/g, (_m, a?: string, b?: string) => args.get((a ?? b)!) ?? ''));
+  }
+
+  test('When the stages are counted, then the build stage and the runtime stage are separate', () => {
+    expect(instructions.filter((i) => i.keyword === 'FROM').length).toBeGreaterThanOrEqual(2);
+    expect(finalOf('RUN').map((i) => i.args).join(' ')).toContain('npm ci --omit=dev');
+    expect(finalOf('COPY').map((i) => i.args)).toContain('--from=build /app/dist ./dist');
+  });
+
+  test('When the base images are resolved, then each is node pinned to a full version on Debian slim', () => {
+    const images = baseImages();
+
+    expect(images.length).toBeGreaterThanOrEqual(2);
+    for (const image of images) expect(image).toMatch(/^node:\d+\.\d+\.\d+-(trixie|bookworm)-slim$/);
+  });
+
+  test('When the final stage is read, then it runs in production mode as a non-root user', () => {
+    const users = finalOf('USER').map((i) => i.args);
+
+    expect(finalOf('ENV').map((i) => i.args)).toContain('NODE_ENV=production');
+    expect(users.length).toBeGreaterThan(0);
+    expect(users.at(-1)).not.toMatch(/^(root|0)(:|$)/);
+  });
+
+  test('When the container starts, then node itself is PID 1 (exec form, no npm), so SIGTERM reaches it', () => {
+    const cmd = JSON.parse(finalOf('CMD').at(-1)?.args ?? 'null') as string[];
+
+    expect(cmd).toEqual(['node', 'dist/web/server.js']);
+    expect(finalOf('ENTRYPOINT')).toEqual([]);
+    expect(finalOf('STOPSIGNAL').map((i) => i.args)).toEqual(['SIGTERM']);
+    expect(finalOf('EXPOSE').map((i) => i.args)).toEqual(['3000']);
+  });
+
+  test('When Docker probes the container, then the healthcheck asks /readyz with node, since slim images have no curl', () => {
+    const [healthcheck] = finalOf('HEALTHCHECK');
+
+    expect(healthcheck?.args).toMatch(/CMD \["node", "-e", ".*\/readyz/);
+    expect(healthcheck?.args).not.toContain('curl');
+  });
+
+  test('When the build context is sent, then .dockerignore keeps local installs, build output, state and secrets out', () => {
+    const ignored = readText('.dockerignore')
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line && !line.startsWith('#'));
+
+    expect(ignored).toEqual(expect.arrayContaining(['node_modules/', 'dist/', '.run/', '.env', '.git/', 'loadtest/results/', '*.log']));
+  });
+});

@@ -1,0 +1,151 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { describe, test, expect } from 'vitest';
+import { checkNginxConfig } from '../../formation/local-formation.js';
+import { TEMPLATE_PATH, UPSTREAM_SERVER_PARAMS, localLbValues, renderTemplate } from '../../formation/nginx-config.js';
+import { fromRoot } from '../../formation/paths.js';
+import { requireExecutable } from '../../formation/prerequisites.js';
+
+// The load balancer's one template, rendered both ways it is used (the local
+// formation's values and docker-compose.yml's), and checked by nginx itself.
+// nginx is required, not optional: without it this fails with the command that
+// installs it (`make os-deps` does the same).
+
+const template = readFileSync(TEMPLATE_PATH, 'utf8');
+
+/** A fresh folder for one test's rendered config and nginx scratch files, always removed. */
+function withTempDir<T>(use: (dir: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'headcount-nginx-test-'));
+  return use(dir).finally(() => rmSync(dir, { recursive: true, force: true }));
+}
+
+/** `nginx -t` on a rendered config, with every path nginx writes inside dir. */
+async function nginxTest(dir: string, config: string): Promise<void> {
+  const confPath = path.join(dir, 'nginx.conf');
+  writeFileSync(confPath, config);
+  await checkNginxConfig(requireExecutable('nginx'), ['-p', dir, '-c', confPath, '-e', 'stderr']);
+}
+
+/** The LB_* values docker-compose.yml gives the lb service. */
+function dockerLbValues(): Record<string, string> {
+  const compose = parse(readFileSync(fromRoot('docker-compose.yml'), 'utf8'), { merge: true }) as {
+    services: { lb: { environment: Record<string, string> } };
+  };
+  return Object.fromEntries(Object.entries(compose.services.lb.environment).filter(([name]) => name.startsWith('LB_')));
+}
+
+const localValues = (runtimeDir: string) =>
+  localLbValues({ lbPort: 18080, replicaPorts: [13001, 13002, 13003, 13004], runtimeDir });
+
+/** The config without comments, so a setting only mentioned in a comment does not count. */
+const directives = (config: string) => config.replace(/(^|\s)#.*$/gm, '$1');
+
+const nginxVariables = (text: string) => new Set([...directives(text).matchAll(/\$[a-z_][a-z0-9_]*/g)].map((m) => m[0]));
+
+describe('renderTemplate: envsubst as the nginx image runs it', () => {
+  test('When a template mixes nginx variables and LB_ placeholders, then only the placeholders change, in both ${X} and $X forms', () => {
+    const text = 'listen ${LB_PORT}; root $LB_ROOT/html;\nproxy_set_header X-Request-Id $request_id; proxy_set_header Host $host; return 200 "${remote_addr}";';
+
+    const rendered = renderTemplate(text, { LB_PORT: '8080', LB_ROOT: '/srv' });
+
+    expect(rendered).toBe(
+      'listen 8080; root /srv/html;\nproxy_set_header X-Request-Id $request_id; proxy_set_header Host $host; return 200 "${remote_addr}";',
+    );
+  });
+
+  test('When a placeholder has no value, then rendering throws an error naming it', () => {
+    const render = () => renderTemplate('pid ${LB_RUNTIME_DIR}/nginx.pid; listen $LB_PORT;', { LB_PORT: '8080' });
+
+    expect(render).toThrow(/LB_RUNTIME_DIR/);
+  });
+
+  test('When the real template is rendered, then no LB_ placeholder is left and every nginx variable survives', () => {
+    const rendered = renderTemplate(template, localValues('/tmp/headcount-lb'));
+
+    expect(rendered).not.toMatch(/\$\{?LB_[A-Z]/);
+    expect([...nginxVariables(rendered)].sort()).toEqual([...nginxVariables(template)].filter((v) => !v.startsWith('$LB_')).sort());
+    expect(nginxVariables(rendered)).toContain('$request_id');
+  });
+});
+
+describe('nginx -t on the rendered template', () => {
+  test('When the template is rendered for a local formation of 4 replicas, then nginx accepts it', async () => {
+    await withTempDir(async (dir) => {
+      const config = renderTemplate(template, localValues(dir));
+
+      await nginxTest(dir, config);
+
+      expect(directives(config).match(/^\s*server 127\.0\.0\.1:\d+ .*;$/gm)).toHaveLength(4);
+    });
+  });
+
+  // Debian's nginx here is 1.22; the image runs 1.27.3 or later. Only what 1.22
+  // cannot load, or what exists only inside Docker, is substituted, and nothing
+  // else: the ` resolve` server parameter (nginx >= 1.27.3), the host name `web`
+  // (Docker's DNS only) for 127.0.0.1, and LB_RUNTIME_DIR for a temp folder so
+  // nginx writes nothing outside it. The resolver line, worker settings, log
+  // format, timeouts and retry policy are checked exactly as Docker renders them.
+  test('When the template is rendered with docker-compose.yml\'s lb values, less `resolve`, with `web` as 127.0.0.1 and a temp runtime dir (what nginx 1.22 here cannot load), then nginx accepts it', async () => {
+    await withTempDir(async (dir) => {
+      const docker = dockerLbValues();
+      const upstream = docker.LB_UPSTREAM_SERVERS ?? '';
+      expect(upstream).toBe(`server web:3000 resolve ${UPSTREAM_SERVER_PARAMS};`);
+      const loadable = { ...docker, LB_UPSTREAM_SERVERS: upstream.replace(' resolve', '').replace('server web:', 'server 127.0.0.1:'), LB_RUNTIME_DIR: dir };
+
+      const config = renderTemplate(template, loadable);
+      await nginxTest(dir, config);
+
+      expect(directives(config)).toContain('resolver 127.0.0.11 valid=2s ipv6=off;');
+      expect(directives(config)).toContain(`server 127.0.0.1:3000 ${UPSTREAM_SERVER_PARAMS};`);
+      // No `user` line: the image's workers run as its compiled-in `nginx` user.
+      // If one is added, map it to a local user here the same way.
+      expect(directives(config)).not.toMatch(/^\s*user\s/m);
+    });
+  });
+
+  test('When a rendered config is broken, then the check fails and shows what nginx said', async () => {
+    await withTempDir(async (dir) => {
+      const config = renderTemplate(template, localValues(dir)).replace('worker_connections 16384;', 'worker_connections;');
+
+      await expect(nginxTest(dir, config)).rejects.toThrow(/worker_connections/);
+    });
+  });
+});
+
+describe('the rendered config keeps the promised settings', () => {
+  const config = directives(renderTemplate(template, localValues('/tmp/headcount-lb')));
+  const upstream = /upstream\s+web\s*\{([\s\S]*?)\n\s*\}/.exec(config)?.[1] ?? '';
+
+  test('When a replica fails to connect or times out, then nginx retries another, for POST too, but never on a replica\'s 502/503/504', () => {
+    expect(config).toMatch(/^\s*proxy_next_upstream error timeout non_idempotent;$/m);
+    expect(config).not.toMatch(/http_50[234]/);
+  });
+
+  test('When requests reach the replicas, then upstream connections are reused and each carries nginx\'s own request id', () => {
+    expect(upstream).toMatch(/^\s*keepalive \d+;$/m);
+    expect(config).toContain('proxy_http_version 1.1;');
+    expect(config).toContain('proxy_set_header Connection "";');
+    expect(config).toContain('proxy_set_header X-Request-Id $request_id;');
+  });
+
+  test('When many clients connect, then one worker holds more than 1024 connections and keep-alive lasts for many requests', () => {
+    const workerConnections = Number(/^\s*worker_connections (\d+);/m.exec(config)?.[1]);
+    const keepaliveRequests = [...config.matchAll(/^\s*keepalive_requests (\d+);/gm)].map((m) => Number(m[1]));
+
+    expect(workerConnections).toBeGreaterThan(1024);
+    expect(keepaliveRequests).toHaveLength(2); // towards clients, and in the upstream
+    for (const value of keepaliveRequests) expect(value).toBeGreaterThanOrEqual(10_000);
+  });
+
+  test('When a request is logged, then it is one JSON line on stdout with the request id and the replica tried', () => {
+    const format = /log_format (\w+) escape=json([\s\S]*?);\n/.exec(config);
+
+    expect(format).not.toBeNull();
+    expect(format![2]).toContain('"request_id":"$request_id"');
+    expect(format![2]).toContain('"upstream_addr":"$upstream_addr"');
+    expect(config).toMatch(new RegExp(`^\\s*access_log /dev/stdout ${format![1]}\\b`, 'm'));
+    expect(config).toMatch(/^\s*server_tokens off;$/m);
+  });
+});
