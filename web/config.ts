@@ -41,8 +41,9 @@ const schema = z.object({
   // Each Redis command gives up after this long, so an outage or a hung Redis
   // becomes a fast 503 instead of a hang. Nginx's proxy_read_timeout is longer.
   REDIS_COMMAND_TIMEOUT_MS: integer(10, 10_000).default(250),
-  // How long a request id is remembered. Must outlive Nginx's whole retry window
-  // (proxy_next_upstream_timeout plus one attempt: about 20 s, see lb/).
+  // How long a request id is remembered. Must outlive Nginx's whole retry window:
+  // proxy_next_upstream_timeout (10 s) plus one last attempt (connect 1 s +
+  // send 5 s + read 5 s), about 21 s; see lb/nginx.conf.template.
   IDEMPOTENCY_TTL_SECONDS: integer(30, 86_400).default(60),
   // Above Nginx's upstream keepalive_timeout (60 s), so Nginx, not Node, closes
   // idle upstream connections.
