@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fromRoot } from './paths.js';
 
@@ -39,6 +40,7 @@ export interface LocalLbOptions {
 export function localLbValues({ lbPort, replicaPorts, runtimeDir, host = '127.0.0.1' }: LocalLbOptions) {
   return {
     LB_PORT: String(lbPort),
+    LB_WORKER_RLIMIT_NOFILE: String(Math.min(65_536, hardFileLimit())),
     LB_RUNTIME_DIR: runtimeDir,
     LB_RESOLVER: '# (no resolver: local replicas are addressed by port)',
     LB_UPSTREAM_SERVERS: replicaPorts
@@ -49,4 +51,10 @@ export function localLbValues({ lbPort, replicaPorts, runtimeDir, host = '127.0.
 
 export async function renderLocalNginxConfig(options: LocalLbOptions): Promise<string> {
   return renderTemplate(await readFile(TEMPLATE_PATH, 'utf8'), localLbValues(options));
+}
+
+/** This process's hard limit on open files (Node has no getrlimit; the shell does). */
+function hardFileLimit(): number {
+  const out = spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim();
+  return out === 'unlimited' ? Number.POSITIVE_INFINITY : Number(out) || 1_024;
 }

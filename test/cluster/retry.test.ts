@@ -23,7 +23,7 @@ describe('exactly once when nginx retries on another replica', () => {
     formation = await startTestFormation({
       replicas: 4,
       replicaCommand: unsafeReplica,
-      replicaEnv: { UNSAFE_COUNTER: 'crash-after-count', CRASH_REPLICA: 'web-1' },
+      replicaEnv: { UNSAFE_COUNTER: 'crash-after-count', FAULTY_REPLICA: 'web-1' },
     });
     const before = await formation.count();
 
@@ -35,11 +35,31 @@ describe('exactly once when nginx retries on another replica', () => {
     expect(results.map((r) => r.replica)).not.toContain('web-1');
   });
 
+  test('When a replica counts and then stalls, then nginx times out, retries elsewhere, and the retry gets the same number', async () => {
+    formation = await startTestFormation({
+      replicas: 4,
+      replicaCommand: unsafeReplica,
+      replicaEnv: { UNSAFE_COUNTER: 'stall-after-count', FAULTY_REPLICA: 'web-1' },
+    });
+    const before = await formation.count();
+
+    // Round robin sends at least one of these to web-1, which then holds it
+    // until nginx's proxy_read_timeout (5 s).
+    const started = performance.now();
+    const results = await postSequentially(`${formation.lbUrl}/api/visits`, 6);
+    const seconds = (performance.now() - started) / 1000;
+    const report = checkAccuracy({ countBefore: before, countAfter: await formation.count(), sent: 6, results });
+
+    expect(seconds).toBeGreaterThan(4); // a request really waited for the read timeout
+    expect(report.violations, describeViolations(report.violations)).toEqual([]);
+    expect(results.map((r) => r.replica)).not.toContain('web-1');
+  });
+
   test('When the same happens without the idempotency key, then the check catches the double count', async () => {
     formation = await startTestFormation({
       replicas: 4,
       replicaCommand: unsafeReplica,
-      replicaEnv: { UNSAFE_COUNTER: 'no-idempotency', CRASH_REPLICA: 'web-1' },
+      replicaEnv: { UNSAFE_COUNTER: 'no-idempotency', FAULTY_REPLICA: 'web-1' },
     });
     const before = await formation.count();
 

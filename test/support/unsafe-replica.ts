@@ -3,8 +3,9 @@
 // no setting that reaches this code. Run with: node --import tsx test/support/unsafe-replica.ts
 //   UNSAFE_COUNTER=read-then-write   GET, then SET n+1: concurrent visits overwrite each other
 //   UNSAFE_COUNTER=per-process       a number in this process's memory: replicas count apart
-//   UNSAFE_COUNTER=crash-after-count the real store, but REPLICA_ID=$CRASH_REPLICA dies (SIGKILL)
+//   UNSAFE_COUNTER=crash-after-count the real store, but REPLICA_ID=$FAULTY_REPLICA dies (SIGKILL)
 //                                    after counting, before answering, so nginx retries elsewhere
+//   UNSAFE_COUNTER=stall-after-count the same, but it never answers (nginx times out, then retries)
 //   UNSAFE_COUNTER=no-idempotency    like crash-after-count, but ignoring the request id
 import type { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../web/config.js';
@@ -33,16 +34,17 @@ const perProcess: StoreFactory = (redis, config) => {
   return { ...realStore(redis, config), read: async () => count, countVisit: async () => ++count };
 };
 
-const crashing =
-  (ignoreRequestId: boolean): StoreFactory =>
+const faulty =
+  (fault: 'crash' | 'stall', ignoreRequestId = false): StoreFactory =>
   (redis, config) => {
     const store = realStore(redis, config);
-    const crashHere = config.REPLICA_ID === process.env.CRASH_REPLICA;
+    const faultHere = config.REPLICA_ID === process.env.FAULTY_REPLICA;
     return {
       ...store,
       async countVisit(requestId) {
         const number = await store.countVisit(ignoreRequestId ? undefined : requestId);
-        if (crashHere) process.kill(process.pid, 'SIGKILL');
+        if (faultHere && fault === 'crash') process.kill(process.pid, 'SIGKILL');
+        if (faultHere && fault === 'stall') await new Promise(() => {});
         return number;
       },
     } satisfies CounterStore;
@@ -51,8 +53,9 @@ const crashing =
 const factories: Record<string, StoreFactory> = {
   'read-then-write': readThenWrite,
   'per-process': perProcess,
-  'crash-after-count': crashing(false),
-  'no-idempotency': crashing(true),
+  'crash-after-count': faulty('crash'),
+  'stall-after-count': faulty('stall'),
+  'no-idempotency': faulty('crash', true),
 };
 
 try {
