@@ -5,7 +5,7 @@ import { z } from 'zod';
 // validates; loading `.env` is the entry points' job (see web/server.ts), so
 // tests can pass literal objects.
 
-const integer = (min: number, max: number) =>
+export const integer = (min: number, max: number) =>
   z.coerce
     .number({ error: `must be an integer from ${min} to ${max}` })
     .int({ error: `must be an integer from ${min} to ${max}` })
@@ -62,22 +62,38 @@ export class ConfigError extends Error {
   }
 }
 
-/** Turns an environment into a frozen config, or throws one ConfigError naming every bad variable. */
-export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
-  // An empty variable counts as unset, as in most shells' `${VAR:-default}`.
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Validates an environment against a schema: a frozen result, or one
+ * ConfigError naming every bad variable. `extraProblems` adds rules that span
+ * variables. An empty variable counts as unset, as in a shell's `${VAR:-default}`.
+ */
+export function parseEnv<S extends z.ZodType<object>>(
+  schemaOf: S,
+  env: Env,
+  extraProblems: (present: Env) => string[] = () => [],
+): Readonly<z.infer<S>> {
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
-  const result = schema.safeParse(present);
+  const result = schemaOf.safeParse(present);
   const problems = result.success
     ? []
     : result.error.issues.map((issue) => {
         const name = issue.path.join('.');
         return issue.code === 'invalid_value' ? `${name} must be one of ${issue.values.join(', ')}` : `${name} ${issue.message}`;
       });
-  // Production must name its backing service: a default of localhost would
-  // silently give each host its own counter.
-  if (present.NODE_ENV === 'production' && present.REDIS_URL === undefined) {
-    problems.push('REDIS_URL is required when NODE_ENV=production');
-  }
+  problems.push(...extraProblems(present));
   if (!result.success || problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(result.data);
+}
+
+/** Turns an environment into the replica's frozen config, or throws one ConfigError naming every bad variable. */
+export function loadConfig(env: Env): Config {
+  return parseEnv(schema, env, (present) =>
+    // Production must name its backing service: a default of localhost would
+    // silently give each host its own counter.
+    present.NODE_ENV === 'production' && present.REDIS_URL === undefined
+      ? ['REDIS_URL is required when NODE_ENV=production']
+      : [],
+  );
 }
