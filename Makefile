@@ -55,8 +55,8 @@ os-deps: build ## Install redis-server, nginx and chromium from Debian's package
 typecheck: $(NODE_MODULES) ## Type-check everything, tests included
 	npx tsc -p tsconfig.json --noEmit
 
-test: build os-deps typecheck ## Run every test tier (unit, integration, cluster), installing what is missing
-	npx vitest run
+test: build os-deps typecheck ## Run the unit, integration and cluster tiers, installing what is missing
+	npx vitest run --project unit --project integration --project cluster
 
 test-unit: build ## Unit tests only (pure logic, milliseconds)
 	npx vitest run --project unit
