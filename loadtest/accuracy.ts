@@ -1,0 +1,82 @@
+import { fire, latencyOf, requestsPerSecond } from './cannon.js';
+import { checkAccuracy, type AccuracyReport, type VisitResult } from './invariants.js';
+
+export interface AccuracyRunOptions {
+  /** The load balancer's base URL. */
+  url: string;
+  /** Fixed number of requests (autocannon `amount`). */
+  requests: number;
+  connections: number;
+  /** Replica ids expected to share the load evenly, if known. */
+  replicas?: readonly string[];
+}
+
+export interface AccuracyRun {
+  report: AccuracyReport;
+  countBefore: number;
+  countAfter: number;
+  requestsPerSecond: number;
+  latency: ReturnType<typeof latencyOf>;
+  durationSeconds: number;
+}
+
+export async function readCount(url: string): Promise<number> {
+  const response = await fetch(new URL('/api/count', url), { signal: AbortSignal.timeout(5_000) });
+  if (!response.ok) throw new Error(`GET /api/count answered ${response.status}`);
+  return ((await response.json()) as { count: number }).count;
+}
+
+/**
+ * The accuracy run: a fixed number of visits through the load balancer,
+ * recording every response's visitor number and replica, judged by the
+ * invariants in invariants.ts.
+ */
+export async function runAccuracy(options: AccuracyRunOptions): Promise<AccuracyRun> {
+  const results: VisitResult[] = [];
+  const countBefore = await readCount(options.url);
+  const result = await fire(
+    {
+      url: options.url,
+      amount: options.requests,
+      connections: options.connections,
+      timeout: 10,
+      requests: [
+        {
+          method: 'GET',
+          path: '/',
+          headers: { accept: 'application/json' },
+          onResponse: (status, body, _context, headers) => {
+            let count: number | undefined;
+            try {
+              count = (JSON.parse(body) as { count?: number }).count;
+            } catch {
+              // a non-JSON body (an nginx error page): no number
+            }
+            // Raw header names, as the server spelled them.
+            const replica = headers?.['X-Replica'] ?? headers?.['x-replica'];
+            results.push({ status, count, replica: typeof replica === 'string' ? replica : undefined });
+          },
+        },
+      ],
+    },
+    `accuracy: ${options.requests} requests at ${options.connections} connections`,
+  );
+  const countAfter = await readCount(options.url);
+  const report = checkAccuracy({
+    countBefore,
+    countAfter,
+    sent: result.requests.sent,
+    results,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    replicas: options.replicas,
+  });
+  return {
+    report,
+    countBefore,
+    countAfter,
+    requestsPerSecond: requestsPerSecond(result),
+    latency: latencyOf(result),
+    durationSeconds: result.duration,
+  };
+}
