@@ -11,12 +11,12 @@ SOURCES      := $(shell find web admin formation -name '*.ts' -not -name '*.test
 CLI          := node dist/formation/cli.js
 
 .DEFAULT_GOAL := help
-.PHONY: help install build up start stop restart status logs reset-count test test-unit test-integration test-cluster typecheck os-deps clean
+.PHONY: help install build up start stop restart status reset-count loadtest loadtest-k6 bench test test-unit test-integration test-cluster typecheck os-deps clean
 
 help: ## Show this help
 	@printf 'headcount: stateless counter replicas behind Nginx, sharing one Redis.\n\n'
 	@printf 'Usage: make <target> [REPLICAS=$(REPLICAS)] [LB_PORT=$(LB_PORT)] [MODE=auto|local|docker]\n\n'
-	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_-]+:.*## / { printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 $(NODE_MODULES): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -49,11 +49,21 @@ status: build ## Show the running formation on LB_PORT
 reset-count: build ## One-off admin process: reset the count to 0 atomically and print old and new value
 	@$(CLI) reset-count $(VALUE)
 
+loadtest: build ## Prove count accuracy and measure throughput with autocannon (LB_URL REQUESTS CONNECTIONS DURATION CONCURRENCIES); starts a formation if none answers
+	@node dist/loadtest/cli.js
+
+loadtest-k6: ## The k6 scenarios (accuracy, throughput) with a local k6, else the official k6 image via Docker
+	@sh loadtest/k6/run.sh
+
+bench: build ## Scaling and overhead figures side by side (1/2/4 replicas, direct, exactly-once vs INCR, nginx ceiling, bare node:http)
+	@node dist/loadtest/bench.js
+
 os-deps: build ## Install redis-server, nginx and chromium from Debian's packages if missing (root), else print the command
 	@node dist/formation/os-deps.js
 
-typecheck: $(NODE_MODULES) ## Type-check everything, tests included
+typecheck: $(NODE_MODULES) ## Type-check everything, tests and k6 scripts included
 	npx tsc -p tsconfig.json --noEmit
+	npx tsc -p loadtest/k6/tsconfig.json
 
 test: build os-deps typecheck ## Run the unit, integration and cluster tiers, installing what is missing
 	npx vitest run --project unit --project integration --project cluster

@@ -1,3 +1,4 @@
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -25,6 +26,8 @@ export interface LocalFormationOptions {
   /** What runs as a replica. Tests swap in replicas built on unsafe counters. */
   replicaCommand?: readonly string[];
   sink?: LineSink;
+  /** Send every process's output straight to this file instead of through `sink`. */
+  logFile?: string;
 }
 
 export interface ReplicaProcess {
@@ -58,6 +61,7 @@ const defaultSink: LineSink = (service, line) => process.stdout.write(`${service
  */
 export async function startLocalFormation(options: LocalFormationOptions): Promise<LocalFormation> {
   const { replicas: count, stateDir, sink = defaultSink } = options;
+  const logFd = options.logFile === undefined ? undefined : openSync(options.logFile, 'a');
   const nginxBin = requireExecutable('nginx');
   const started: Service[] = [];
   const stopAll = async () => {
@@ -81,6 +85,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
           command: requireExecutable('redis-server'),
           args: [REDIS_CONF, '--port', String(port), '--bind', '127.0.0.1', '--dir', dataDir],
           restart: true,
+          logFd,
         },
         sink,
       );
@@ -101,6 +106,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
           args,
           cwd: ROOT,
           restart: true,
+          logFd,
           env: {
             ...options.replicaEnv,
             NODE_ENV: 'production',
@@ -137,6 +143,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
         restart: true,
         stopSignal: 'SIGQUIT',
         stdoutFifoDir: runtimeDir,
+        logFd,
       },
       sink,
     );
@@ -166,11 +173,13 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
       async stop() {
         await stopAll();
         process.off('exit', onExit);
+        if (logFd !== undefined) closeSync(logFd);
       },
     };
   } catch (error) {
     await stopAll();
     process.off('exit', onExit);
+    if (logFd !== undefined) closeSync(logFd);
     throw error;
   }
 }

@@ -22,6 +22,11 @@ export interface ServiceSpec {
    * child pipes are sockets, and nginx cannot open /dev/stdout on a socket.
    */
   stdoutFifoDir?: string;
+  /**
+   * Write stdout and stderr straight to this open file instead of forwarding
+   * lines through the supervisor (benchmarks: the supervisor is the load generator).
+   */
+  logFd?: number;
 }
 
 export type LineSink = (service: string, line: string) => void;
@@ -61,17 +66,20 @@ export class Service {
     const startedAt = Date.now();
     // Its own process group: Ctrl-C reaches only the supervisor, which then stops
     // the formation in order (nginx first, Redis last) instead of all at once.
-    const stdout = this.spec.stdoutFifoDir ? openFifo(this.spec.stdoutFifoDir, name) : undefined;
+    const { logFd } = this.spec;
+    const stdout = this.spec.stdoutFifoDir && logFd === undefined ? openFifo(this.spec.stdoutFifoDir, name) : undefined;
     const child = spawn(command, args, {
       cwd,
       env: { ...process.env, ...env },
-      stdio: ['ignore', stdout?.writeFd ?? 'pipe', 'pipe'],
+      stdio: ['ignore', logFd ?? stdout?.writeFd ?? 'pipe', logFd ?? 'pipe'],
       detached: true,
     });
     if (stdout) closeSync(stdout.writeFd);
     this.child = child;
-    for (const stream of [stdout?.reader ?? child.stdout, child.stderr]) {
-      createInterface({ input: stream! }).on('line', (line) => this.sink(name, line));
+    if (logFd === undefined) {
+      for (const stream of [stdout?.reader ?? child.stdout, child.stderr]) {
+        createInterface({ input: stream! }).on('line', (line) => this.sink(name, line));
+      }
     }
     this.exited = new Promise((resolve) => {
       child.once('error', (error) => {

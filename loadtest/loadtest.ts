@@ -16,7 +16,7 @@ export interface LoadtestOutcome {
  * (figures), then the summary table and the JSON and HTML reports.
  */
 export async function runLoadtest(options: LoadtestOptions, target?: Target): Promise<LoadtestOutcome> {
-  target ??= await resolveTarget(options.LB_URL, options.REPLICAS);
+  target ??= await resolveTarget(options.LB_URL, options.REPLICAS, options.LB_PORT);
   try {
     const startedAt = new Date().toISOString();
     const accuracy = await runAccuracy({

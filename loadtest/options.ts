@@ -8,6 +8,7 @@ const schema = z.object({
   CONNECTIONS: integer(1, 10_000).default(100),
   DURATION: integer(0, 3_600).default(10),
   REPLICAS: integer(1, 64).default(4),
+  LB_PORT: integer(1, 65535).default(8080),
   CONCURRENCIES: z
     .string()
     .regex(/^\d+(,\d+)*$/, { error: 'must be a comma-separated list of connection counts' })

@@ -31,15 +31,15 @@ function localDetails(lbUrl: string): Pick<Target, 'replicas' | 'directUrl'> {
 
 /**
  * The formation to load: LB_URL if given (it must answer); otherwise the
- * formation on port 8080 if one answers; otherwise a local formation started
- * here on a free port, and stopped afterwards.
+ * formation on LB_PORT (8080) if one answers; otherwise a local formation
+ * started here on a free port, and stopped afterwards.
  */
-export async function resolveTarget(lbUrl: string | undefined, replicas: number): Promise<Target> {
+export async function resolveTarget(lbUrl: string | undefined, replicas: number, lbPort = 8080): Promise<Target> {
   if (lbUrl) {
     if (!(await answers(lbUrl))) throw new Error(`LB_URL ${lbUrl} does not answer GET /api/count`);
     return { lbUrl, ...localDetails(lbUrl) };
   }
-  const usual = 'http://127.0.0.1:8080';
+  const usual = `http://127.0.0.1:${lbPort}`;
   if (await answers(usual)) return { lbUrl: usual, ...localDetails(usual) };
 
   process.stderr.write(`no formation answers at ${usual}; starting a local one with ${replicas} replicas\n`);

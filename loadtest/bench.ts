@@ -1,0 +1,134 @@
+// `make bench`: scaling and overhead figures, measured side by side in one run
+// on this machine, printed as ratios, with what limited each figure.
+//   DURATION (s per figure, default 10), CONNECTIONS (default 100)
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import Table from 'cli-table3';
+import { z } from 'zod';
+import { startLocalFormation, type LocalFormation } from '../formation/local-formation.js';
+import { fromRoot } from '../formation/paths.js';
+import { integer, parseEnv } from '../web/config.js';
+import { fire, latencyOf, requestsPerSecond, type CannonOptions } from './cannon.js';
+import { measureCpu, withChildren } from './cpu.js';
+import { machine, RESULTS_DIR } from './report.js';
+
+const options = parseEnv(z.object({ DURATION: integer(1, 600).default(10), CONNECTIONS: integer(1, 10_000).default(100) }), process.env);
+const BARE = [process.execPath, fromRoot('dist/loadtest/bare-replica.js')];
+
+interface Figure {
+  name: string;
+  requestsPerSecond: number;
+  latency: ReturnType<typeof latencyOf>;
+  errors: number;
+  non2xx: number;
+  /** CPU seconds per group during the run, and as a share of one core. */
+  cpu: Record<string, number>;
+  cpuCores: Record<string, number>;
+  cpuMsPerRequest: number;
+  limitedBy: string;
+}
+
+const figures: Figure[] = [];
+
+async function withFormation<T>(replicas: number, replicaCommand: readonly string[] | undefined, use: (f: LocalFormation) => Promise<T>) {
+  await mkdir(fromRoot('.run'), { recursive: true });
+  const stateDir = await mkdtemp(path.join(fromRoot('.run'), 'bench-'));
+  const formation = await startLocalFormation({ replicas, lbPort: 0, stateDir, replicaCommand, logFile: path.join(stateDir, 'formation.log') });
+  try {
+    return await use(formation);
+  } finally {
+    await formation.stop();
+    await rm(stateDir, { recursive: true, force: true });
+  }
+}
+
+/** One figure: autocannon for DURATION seconds, with every process's CPU time sampled. */
+async function measure(name: string, formation: LocalFormation, cannon: CannonOptions): Promise<Figure> {
+  const groups = {
+    nginx: withChildren(formation.nginx.pid!),
+    replicas: formation.replicas.map((r) => r.service.pid!),
+    redis: [formation.redis!.pid!],
+  };
+  const { value: result, cpu, wallSeconds } = await measureCpu(groups, () =>
+    fire({ connections: options.CONNECTIONS, duration: options.DURATION, timeout: 10, ...cannon }, `bench: ${name}`),
+  );
+  const cpuCores = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, v / wallSeconds]));
+  const total = Object.values(cpu).reduce((a, b) => a + b, 0);
+  const figure: Figure = {
+    name,
+    requestsPerSecond: requestsPerSecond(result),
+    latency: latencyOf(result),
+    errors: result.errors,
+    non2xx: result.non2xx,
+    cpu,
+    cpuCores,
+    cpuMsPerRequest: (total * 1000) / Math.max(result.requests.total, 1),
+    limitedBy: limit(cpuCores),
+  };
+  figures.push(figure);
+  return figure;
+}
+
+/** What held a figure back: the machine's cores, or one single-threaded process at a full core. */
+function limit(cores: Record<string, number>): string {
+  const machineCores = machine().cpus;
+  const used = Object.values(cores).reduce((a, b) => a + b, 0);
+  const [top, topCores] = Object.entries(cores).sort((a, b) => b[1] - a[1])[0]!;
+  if (cores['load generator']! > 0.9) return 'the load generator (one core, full)';
+  if (cores.redis! > 0.9) return 'redis (one core, full)';
+  if (used > 0.85 * machineCores) return `all ${machineCores} cores busy; most in ${top} (${topCores.toFixed(2)} cores)`;
+  return `latency, not CPU (${used.toFixed(2)} of ${machineCores} cores busy)`;
+}
+
+const json = { accept: 'application/json' };
+const visit = (url: string, headers: Record<string, string> = json): CannonOptions => ({ url, headers });
+
+await withFormation(4, undefined, async (f) => {
+  await measure('nginx alone: static 200 (the ceiling)', f, visit(`${f.lbUrl}/lb-healthz`, {}));
+  const peak = await measure('4 replicas via nginx', f, visit(f.lbUrl));
+  await measure('1 replica direct, exactly-once', f, { ...visit(f.replicas[0]!.url, { ...json, 'x-request-id': '[<id>]' }), idReplacement: true });
+  await measure('1 replica direct, plain INCR', f, visit(f.replicas[0]!.url));
+  await measure('4 replicas via nginx, at half of peak', f, { ...visit(f.lbUrl), overallRate: Math.round(peak.requestsPerSecond / 2) });
+});
+await withFormation(2, undefined, (f) => measure('2 replicas via nginx', f, visit(f.lbUrl)));
+await withFormation(1, undefined, (f) => measure('1 replica via nginx', f, visit(f.lbUrl)));
+await withFormation(4, BARE, async (f) => {
+  await measure('bare node:http, plain INCR: 4 replicas via nginx', f, visit(f.lbUrl));
+  await measure('bare node:http, plain INCR: 1 replica direct', f, visit(f.replicas[0]!.url));
+});
+
+const by = (name: string) => figures.find((f) => f.name === name)!;
+const rps = (name: string) => by(name).requestsPerSecond;
+const ratio = (a: string, b: string) => rps(a) / rps(b);
+const core = (f: Figure, k: string) => (f.cpuCores[k] ?? 0).toFixed(2);
+
+const table = new Table({ head: ['figure', 'req/s', 'p50', 'p99', 'nginx', 'replicas', 'redis', 'loadgen', 'CPU-ms/req', 'limited by'] });
+for (const f of figures) {
+  table.push([f.name, Math.round(f.requestsPerSecond), f.latency.p50, f.latency.p99, core(f, 'nginx'), core(f, 'replicas'), core(f, 'redis'), core(f, 'load generator'), f.cpuMsPerRequest.toFixed(3), f.limitedBy]);
+}
+const target60 = ratio('4 replicas via nginx', 'bare node:http, plain INCR: 4 replicas via nginx');
+const halfPeakP99 = by('4 replicas via nginx, at half of peak').latency.p99;
+const ratios = [
+  ['2 replicas / 1 replica (via nginx)', ratio('2 replicas via nginx', '1 replica via nginx')],
+  ['4 replicas / 1 replica (via nginx)', ratio('4 replicas via nginx', '1 replica via nginx')],
+  ['1 replica via nginx / 1 replica direct', ratio('1 replica via nginx', '1 replica direct, exactly-once')],
+  ['exactly-once / plain INCR (1 replica direct)', ratio('1 replica direct, exactly-once', '1 replica direct, plain INCR')],
+  ['4 replicas via nginx / nginx static 200 (ceiling)', ratio('4 replicas via nginx', 'nginx alone: static 200 (the ceiling)')],
+  ['4 replicas / bare node:http formation (target >= 0.60)', target60],
+  ['Express replica / bare node:http replica (1 direct)', ratio('1 replica direct, exactly-once', 'bare node:http, plain INCR: 1 replica direct')],
+] as const;
+const ratioTable = new Table({ head: ['ratio', 'value'] });
+for (const [label, value] of ratios) ratioTable.push([label, value.toFixed(2)]);
+
+const m = machine();
+process.stdout.write(
+  `make bench: ${options.DURATION} s per figure at ${options.CONNECTIONS} connections; ${m.cpus} CPUs (${m.cpuModel}), Node ${m.node}\n` +
+    `CPU columns are cores in use (1.00 = one core busy the whole run); CPU-ms/req sums every process.\n` +
+    `${table.toString()}\n${ratioTable.toString()}\n` +
+    `target: 4-replica formation >= 60% of the bare node:http formation: ${(target60 * 100).toFixed(0)}% ${target60 >= 0.6 ? 'MET' : 'NOT MET'}\n` +
+    `target: p99 < 10 ms at half of peak: ${halfPeakP99} ms ${halfPeakP99 < 10 ? 'MET' : 'NOT MET'}\n`,
+);
+await mkdir(RESULTS_DIR, { recursive: true });
+const file = path.join(RESULTS_DIR, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+await writeFile(file, `${JSON.stringify({ machine: m, options, figures, ratios: Object.fromEntries(ratios) }, null, 2)}\n`);
+process.stdout.write(`report: ${file}\n`);
