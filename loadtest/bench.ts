@@ -42,6 +42,16 @@ async function withFormation<T>(replicas: number, replicaCommand: readonly strin
   }
 }
 
+/**
+ * Unmeasured load first: each replica's V8 compiles its hot code only after
+ * thousands of calls, and a cold replica costs several times the CPU per
+ * request. With 4 replicas each gets a quarter of the warm-up, so it is sized
+ * per replica.
+ */
+async function warmUp(formation: LocalFormation, url: string) {
+  await fire({ url, connections: options.CONNECTIONS, amount: 5_000 * formation.replicas.length, headers: { accept: 'application/json' } }, 'bench: warm-up');
+}
+
 /** One figure: autocannon for DURATION seconds, with every process's CPU time sampled. */
 async function measure(name: string, formation: LocalFormation, cannon: CannonOptions): Promise<Figure> {
   const groups = {
@@ -84,15 +94,23 @@ const json = { accept: 'application/json' };
 const visit = (url: string, headers: Record<string, string> = json): CannonOptions => ({ url, headers });
 
 await withFormation(4, undefined, async (f) => {
+  await warmUp(f, f.lbUrl);
   await measure('nginx alone: static 200 (the ceiling)', f, visit(`${f.lbUrl}/lb-healthz`, {}));
   const peak = await measure('4 replicas via nginx', f, visit(f.lbUrl));
   await measure('1 replica direct, exactly-once', f, { ...visit(f.replicas[0]!.url, { ...json, 'x-request-id': '[<id>]' }), idReplacement: true });
   await measure('1 replica direct, plain INCR', f, visit(f.replicas[0]!.url));
   await measure('4 replicas via nginx, at half of peak', f, { ...visit(f.lbUrl), overallRate: Math.round(peak.requestsPerSecond / 2) });
 });
-await withFormation(2, undefined, (f) => measure('2 replicas via nginx', f, visit(f.lbUrl)));
-await withFormation(1, undefined, (f) => measure('1 replica via nginx', f, visit(f.lbUrl)));
+await withFormation(2, undefined, async (f) => {
+  await warmUp(f, f.lbUrl);
+  await measure('2 replicas via nginx', f, visit(f.lbUrl));
+});
+await withFormation(1, undefined, async (f) => {
+  await warmUp(f, f.lbUrl);
+  await measure('1 replica via nginx', f, visit(f.lbUrl));
+});
 await withFormation(4, BARE, async (f) => {
+  await warmUp(f, f.lbUrl);
   await measure('bare node:http, plain INCR: 4 replicas via nginx', f, visit(f.lbUrl));
   await measure('bare node:http, plain INCR: 1 replica direct', f, visit(f.replicas[0]!.url));
 });
