@@ -11,7 +11,7 @@ SOURCES      := $(shell find web admin formation -name '*.ts' -not -name '*.test
 CLI          := node dist/formation/cli.js
 
 .DEFAULT_GOAL := help
-.PHONY: help install build up start stop restart status reset-count loadtest loadtest-k6 bench test test-unit test-integration test-cluster typecheck os-deps clean
+.PHONY: help install build up start stop restart status reset-count loadtest loadtest-k6 bench chaos test test-unit test-integration test-cluster typecheck os-deps clean
 
 help: ## Show this help
 	@printf 'headcount: stateless counter replicas behind Nginx, sharing one Redis.\n\n'
@@ -58,6 +58,9 @@ loadtest-k6: ## The k6 scenarios (accuracy, throughput) with a local k6, else th
 bench: build ## Scaling and overhead figures side by side (1/2/4 replicas, direct, exactly-once vs INCR, nginx ceiling, bare node:http)
 	@node dist/loadtest/bench.js
 
+chaos: build ## Fault scenarios under load (replica kill/SIGTERM/rolling restart, nginx reload, Redis stop/hang/restart/long outage); one table
+	@node dist/loadtest/chaos/cli.js
+
 os-deps: build ## Install redis-server, nginx and chromium from Debian's packages if missing (root), else print the command
 	@node dist/formation/os-deps.js
 
@@ -76,6 +79,9 @@ test-integration: build os-deps ## Integration tests against a real redis-server
 
 test-cluster: build os-deps ## Cluster tests: real nginx in front of real replicas and Redis
 	npx vitest run --project cluster
+
+test-docker: build ## Docker tier: docker compose up/scale/restart/stop for real (private dockerd and stand-in images if no engine answers)
+	npx vitest run --project docker
 
 clean: ## Remove build output and local formation state (stop formations first)
 	rm -rf dist .run

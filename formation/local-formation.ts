@@ -4,13 +4,22 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import getPort from 'get-port';
-import { renderLocalNginxConfig } from './nginx-config.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { renderLocalNginxConfig, UPSTREAM_SERVER_PARAMS } from './nginx-config.js';
 import { fromRoot, ROOT } from './paths.js';
 import { requireExecutable } from './prerequisites.js';
 import { Service, type LineSink } from './supervisor.js';
 import { waitFor, httpOk, redisAnswers } from './wait.js';
 
 const REPLICA_ENTRY = fromRoot('dist/web/server.js');
+
+/**
+ * nginx counts the connections a stopping replica refuses as failures and
+ * leaves it out for fail_timeout. Restarting the next replica before the last
+ * is back in the rotation could leave none: a rolling restart waits this long
+ * after each replica is ready again.
+ */
+const READMIT_MS = Number(/fail_timeout=(\d+)s/.exec(UPSTREAM_SERVER_PARAMS)?.[1] ?? 10) * 1_000 + 500;
 export const REDIS_CONF = fromRoot('redis/redis.conf');
 
 export interface LocalFormationOptions {
@@ -46,7 +55,11 @@ export interface LocalFormation {
   replicas: ReplicaProcess[];
   /** Re-reads the rendered config with no dropped requests (SIGHUP to the master). */
   reloadNginx(): Promise<void>;
-  /** Stops one replica gracefully, starts it again and waits until it is ready. */
+  /**
+   * Stops one replica gracefully, starts it again, waits until it is ready and
+   * then until nginx takes it back (see READMIT_MS): `make restart` calls it
+   * for one replica after another.
+   */
   restartReplica(index: number): Promise<void>;
   /** Stops everything this formation started: nginx first, then replicas, then Redis. */
   stop(): Promise<void>;
@@ -169,6 +182,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
         await replica.service.stop();
         replica.service.start();
         await waitReady(replica);
+        await sleep(READMIT_MS);
       },
       async stop() {
         await stopAll();

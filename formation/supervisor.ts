@@ -45,6 +45,8 @@ export class Service {
   child: ChildProcess | undefined;
   /** Exits nobody asked for (crashes, kills). */
   crashes = 0;
+  /** How the last process ended, and when (Date.now()). */
+  lastExit: { code: number | null; signal: NodeJS.Signals | null; at: number } | undefined;
   restarts = 0;
   private stopping = false;
   private failures = 0;
@@ -86,6 +88,7 @@ export class Service {
         this.sink(name, `failed to start ${command}: ${error.message}`);
       });
       child.once('close', (code, signal) => {
+        this.lastExit = { code, signal, at: Date.now() };
         resolve();
         if (!this.stopping) this.crashes += 1;
         if (this.stopping || !this.spec.restart) {
