@@ -56,13 +56,15 @@ function statusLocal(options: FormationOptions): number {
     process.stdout.write(`no local formation runs on port ${options.LB_PORT}\n`);
     return 1;
   }
-  process.stdout.write(`${JSON.stringify(state, null, 2)}\n`);
+  // Passwords stay in the state file (mode 600), not on the terminal.
+  const redacted = JSON.stringify(state, null, 2).replace(/(redis:\/\/[^:/@"]+:)[^@"]+@/g, '$1***@');
+  process.stdout.write(`${redacted}\n`);
   return 0;
 }
 
 /** The admin one-off process, attached to the running formation's Redis (or REDIS_URL). */
 function resetCountLocal(options: FormationOptions, arg: string | undefined): number {
-  const redisUrl = readLiveState(options.LB_PORT)?.redisUrl ?? process.env.REDIS_URL;
+  const redisUrl = readLiveState(options.LB_PORT)?.adminRedisUrl ?? process.env.REDIS_URL;
   if (!redisUrl) {
     process.stderr.write(`no local formation runs on port ${options.LB_PORT} and REDIS_URL is not set\n`);
     return 1;

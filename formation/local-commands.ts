@@ -19,6 +19,7 @@ function snapshot(formation: LocalFormation, rollingRestarts = 0) {
     lbPort: formation.lbPort,
     lbUrl: formation.lbUrl,
     redisUrl: formation.redisUrl,
+    adminRedisUrl: formation.adminRedisUrl,
     replicas: formation.replicas.map((r) => ({ id: r.id, port: r.port, pid: r.service.pid })),
     startedAt: new Date().toISOString(),
   };
@@ -42,7 +43,7 @@ export async function runLocal(options: FormationOptions): Promise<number> {
     redisUrl: process.env.REDIS_URL || undefined,
   });
   await writeState(snapshot(formation));
-  say(`headcount is up: ${formation.lbUrl} (${options.REPLICAS} replicas, redis ${formation.redisUrl})`);
+  say(`headcount is up: ${formation.lbUrl} (${options.REPLICAS} replicas)`);
 
   let restarting = Promise.resolve();
   let rollingRestarts = 0;
@@ -90,7 +91,7 @@ export async function startLocal(options: FormationOptions): Promise<number> {
     await sleep(100);
   }
   const state = readLiveState(options.LB_PORT)!;
-  say(`headcount is running at ${state.lbUrl} (${state.replicas.length} replicas, redis ${state.redisUrl})`);
+  say(`headcount is running at ${state.lbUrl} (${state.replicas.length} replicas)`);
   say(`logs: ${logFile}\nstop: make stop LB_PORT=${options.LB_PORT}`);
   return 0;
 }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import getPort from 'get-port';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { renderLocalNginxConfig, UPSTREAM_SERVER_PARAMS } from './nginx-config.js';
+import { credentialsFrom, redisUrlFor, writeAclFile } from './redis-acl.js';
 import { fromRoot, ROOT } from './paths.js';
 import { requireExecutable } from './prerequisites.js';
 import { Service, type LineSink } from './supervisor.js';
@@ -49,7 +50,12 @@ export interface ReplicaProcess {
 export interface LocalFormation {
   lbUrl: string;
   lbPort: number;
+  /** The operator's URL (full access): for tests and status, never for the app. */
   redisUrl: string;
+  /** The admin one-off tasks' URL (make reset-count). */
+  adminRedisUrl: string;
+  /** The replicas' URL. */
+  webRedisUrl: string;
   redis: Service | undefined;
   nginx: Service;
   replicas: ReplicaProcess[];
@@ -85,18 +91,27 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
 
   try {
     let redis: Service | undefined;
+    // An attached Redis (REDIS_URL) brings its own users; the URL serves all.
     let redisUrl = options.redisUrl;
+    let webRedisUrl = options.redisUrl;
+    let adminRedisUrl = options.redisUrl;
     if (redisUrl === undefined) {
       const port = await getPort({ host: '127.0.0.1' });
       const dataDir = path.join(stateDir, 'redis');
       await mkdir(dataDir, { recursive: true });
+      // Least privilege, as in Docker: the replicas and the admin task each
+      // get a Redis user that can do only their part (redis/users.acl.template).
+      const credentials = credentialsFrom(process.env);
+      const counterKey = options.replicaEnv?.COUNTER_KEY ?? process.env.COUNTER_KEY ?? 'headcount:visits';
+      const aclFile = path.resolve(stateDir, 'users.acl');
+      await writeAclFile(aclFile, counterKey, credentials);
       // Same redis.conf as the Docker formation; only where it listens and
       // keeps its files differ.
       redis = new Service(
         {
           name: 'redis',
           command: requireExecutable('redis-server'),
-          args: [REDIS_CONF, '--port', String(port), '--bind', '127.0.0.1', '--dir', dataDir],
+          args: [REDIS_CONF, '--port', String(port), '--bind', '127.0.0.1', '--dir', dataDir, '--aclfile', aclFile],
           restart: true,
           logFd,
         },
@@ -104,7 +119,9 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
       );
       redis.start();
       started.push(redis);
-      redisUrl = `redis://127.0.0.1:${port}`;
+      redisUrl = redisUrlFor(port, 'default', credentials.operator);
+      webRedisUrl = redisUrlFor(port, 'headcount-web', credentials.web);
+      adminRedisUrl = redisUrlFor(port, 'headcount-admin', credentials.admin);
       await waitFor(`redis on port ${port}`, () => redisAnswers(redisUrl!), 10_000);
     }
 
@@ -126,7 +143,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
             HOST: '127.0.0.1',
             PORT: String(port),
             REPLICA_ID: id,
-            REDIS_URL: redisUrl,
+            REDIS_URL: webRedisUrl,
           },
         },
         sink,
@@ -169,6 +186,8 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
       lbUrl,
       lbPort,
       redisUrl,
+      adminRedisUrl: adminRedisUrl!,
+      webRedisUrl: webRedisUrl!,
       redis,
       nginx,
       replicas,

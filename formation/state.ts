@@ -14,6 +14,8 @@ export interface FormationState {
   lbPort: number;
   lbUrl: string;
   redisUrl: string;
+  /** What `make reset-count` uses: the admin user's URL. */
+  adminRedisUrl: string;
   replicas: { id: string; port: number; pid: number | undefined }[];
   startedAt: string;
   /** Completed rolling restarts (`make restart`), so a caller can wait for the next. */
@@ -23,7 +25,8 @@ export interface FormationState {
 export async function writeState(state: FormationState): Promise<void> {
   await mkdir(stateDirFor(state.lbPort), { recursive: true });
   const file = stateFile(state.lbPort);
-  await writeFile(`${file}.tmp`, JSON.stringify(state, null, 2));
+  // It holds Redis passwords: readable by its owner only.
+  await writeFile(`${file}.tmp`, JSON.stringify(state, null, 2), { mode: 0o600 });
   await rename(`${file}.tmp`, file);
 }
 

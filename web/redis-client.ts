@@ -27,6 +27,10 @@ export function createRedisClient(options: RedisClientOptions, logger: Logger): 
     // their callers already got a 503.
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 0,
+    // The ready check sends INFO, which the web user's ACL does not allow
+    // (redis/users.acl.template). While Redis loads its AOF, commands get
+    // -LOADING instead, and that is a 503 like any other outage.
+    enableReadyCheck: false,
     // Keep reconnecting for ever, backing off to one attempt a second.
     retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1_000),
     // Many concurrent requests share one socket write: fewer syscalls here

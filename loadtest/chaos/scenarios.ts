@@ -82,9 +82,16 @@ function expect(result: ScenarioResult, condition: boolean, failure: string) {
   if (!condition) result.failures.push(failure);
 }
 
-function expectExact(result: ScenarioResult, { errors = true } = {}) {
+/** "502 x3, 504 x1": the statuses of the responses that were not 2xx. */
+function non2xxStatuses(run: LoadRun): string {
+  const counts = new Map<number, number>();
+  for (const r of run.results) if (r.status < 200 || r.status >= 300) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
+  return [...counts].map(([status, n]) => `${status} x${n}`).join(', ');
+}
+
+function expectExact(result: ScenarioResult, run: LoadRun, { errors = true } = {}) {
   const f = result.figures;
-  expect(result, f.non2xx === 0, `${f.non2xx} non-2xx responses (want 0)`);
+  expect(result, f.non2xx === 0, `${f.non2xx} non-2xx responses (want 0): ${non2xxStatuses(run)}`);
   if (errors) expect(result, f.errors === 0, `${f.errors} transport errors (want 0)`);
   expect(result, f.delta === f.ok, `count delta ${f.delta} != 2xx ${f.ok}`);
   expect(result, f.uniqueNumbers, 'a visitor number was handed out twice');
@@ -131,11 +138,11 @@ export const scenarios: Scenario[] = [
     proves: 'nginx fails over, and the idempotency key absorbs its retry of a request the dead replica had counted',
     quick: true,
     async run(f, counterKey) {
-      const { result } = await measure(f, this.name, this.proves, { durationSeconds: 6 }, async () => {
+      const { run, result } = await measure(f, this.name, this.proves, { durationSeconds: 6 }, async () => {
         await sleep(2_000);
         f.replicas[1]!.service.signal('SIGKILL');
       });
-      expectExact(result);
+      expectExact(result, run);
       return result;
     },
   },
@@ -146,7 +153,7 @@ export const scenarios: Scenario[] = [
     async run(f, counterKey) {
       const victim = f.replicas[1]!.service;
       let signalledAt = 0;
-      const { result } = await measure(f, this.name, this.proves, { durationSeconds: 6 }, async () => {
+      const { run, result } = await measure(f, this.name, this.proves, { durationSeconds: 6 }, async () => {
         await sleep(2_000);
         signalledAt = Date.now();
         victim.signal('SIGTERM');
@@ -155,7 +162,7 @@ export const scenarios: Scenario[] = [
       const exit = victim.lastExit;
       result.figures.exitCode = String(exit?.code);
       result.figures.exitMs = exit ? exit.at - signalledAt : Number.NaN;
-      expectExact(result);
+      expectExact(result, run);
       expect(result, exit?.code === 0, `the replica exited with ${exit?.code ?? exit?.signal} (want 0)`);
       expect(result, (exit?.at ?? Infinity) - signalledAt <= SHUTDOWN_GRACE_MS, 'the replica outlived its grace period');
       return result;
@@ -166,11 +173,11 @@ export const scenarios: Scenario[] = [
     proves: 'make restart replaces every replica, one at a time, with no failed request',
     quick: true,
     async run(f, counterKey) {
-      const { result } = await measure(f, this.name, this.proves, { durationSeconds: 26 }, async () => {
+      const { run, result } = await measure(f, this.name, this.proves, { durationSeconds: 26 }, async () => {
         await sleep(1_000);
         for (let i = 0; i < f.replicas.length; i++) await f.restartReplica(i);
       });
-      expectExact(result);
+      expectExact(result, run);
       return result;
     },
   },
@@ -180,13 +187,13 @@ export const scenarios: Scenario[] = [
     quick: true,
     async run(f, counterKey) {
       const connections = 20;
-      const { result } = await measure(f, this.name, this.proves, { durationSeconds: 8, connections }, async () => {
+      const { run, result } = await measure(f, this.name, this.proves, { durationSeconds: 8, connections }, async () => {
         for (let i = 0; i < 5; i++) {
           await sleep(1_000);
           await f.reloadNginx();
         }
       });
-      expectExact(result, { errors: false });
+      expectExact(result, run, { errors: false });
       // An old worker closes each idle keep-alive connection once when it
       // retires; the client's next request on it fails before nginx reads it.
       expect(result, result.figures.errors <= connections * 5, `${result.figures.errors} transport errors, more than one per connection per reload`);
