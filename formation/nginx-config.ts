@@ -1,5 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { integer, parseEnv } from '../web/config.js';
 import { fromRoot } from './paths.js';
 
 export const TEMPLATE_PATH = fromRoot('lb/nginx.conf.template');
@@ -29,15 +32,67 @@ export function renderTemplate(template: string, values: Readonly<Record<string,
   });
 }
 
+/** `<address>` or `<address>/<prefix length>`, IPv4 or IPv6: what nginx's `geo` accepts. */
+const isAddressOrCidr = (item: string) => {
+  const [address = '', bits, ...rest] = item.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+};
+
+/**
+ * The local formation's load-balancer knobs, from the environment it runs in
+ * (make up, the tests). Docker sets the template's values directly in
+ * docker-compose.yml instead.
+ */
+const lbSchema = z.object({
+  // Requests per client address: `20r/s`, `600r/m`, or `0` for no limit.
+  LB_RATE_LIMIT: z
+    .string()
+    .regex(/^(0|[1-9]\d*r\/[sm])$/, { error: 'must be a rate such as 20r/s or 600r/m, or 0 for no limit' })
+    .default('20r/s'),
+  // Requests a client may send at once above the rate before it gets 429s.
+  LB_RATE_BURST: integer(0, 100_000).default(40),
+  // Addresses and CIDRs never limited, separated by spaces or commas. Locally
+  // every client is 127.0.0.1, the load tests included.
+  LB_RATE_LIMIT_EXEMPT: z
+    .string()
+    .refine((value) => addressList(value).every(isAddressOrCidr), {
+      error: 'must list IP addresses or CIDRs (e.g. "127.0.0.1 10.0.0.0/8"), separated by spaces or commas',
+    })
+    .default('127.0.0.1'),
+  // Host names nginx serves (without port); any other Host gets 421.
+  LB_SERVER_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9.\-:[\]*_ ]+$/, { error: 'must be host names separated by spaces' })
+    .default('localhost 127.0.0.1'),
+  // How long a client may take to send its request line and headers.
+  LB_CLIENT_HEADER_TIMEOUT: z
+    .string()
+    .regex(/^[1-9]\d*(ms|s|m)$/, { error: 'must be an nginx time such as 10s or 500ms' })
+    .default('10s'),
+});
+
+const addressList = (value: string) => value.split(/[\s,]+/).filter(Boolean);
+
 export interface LocalLbOptions {
   lbPort: number;
   replicaPorts: readonly number[];
   runtimeDir: string;
   host?: string;
+  /** Where LB_RATE_LIMIT, LB_RATE_BURST, ... come from. Default: this process's environment. */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** The values the local formation substitutes: one `server` line per replica, no resolver. */
-export function localLbValues({ lbPort, replicaPorts, runtimeDir, host = '127.0.0.1' }: LocalLbOptions) {
+export function localLbValues({ lbPort, replicaPorts, runtimeDir, host = '127.0.0.1', env = process.env }: LocalLbOptions) {
+  const lb = parseEnv(lbSchema, {
+    LB_RATE_LIMIT: env.LB_RATE_LIMIT,
+    LB_RATE_BURST: env.LB_RATE_BURST,
+    LB_RATE_LIMIT_EXEMPT: env.LB_RATE_LIMIT_EXEMPT,
+    LB_SERVER_NAME: env.LB_SERVER_NAME,
+    LB_CLIENT_HEADER_TIMEOUT: env.LB_CLIENT_HEADER_TIMEOUT,
+  });
   return {
     LB_PORT: String(lbPort),
     LB_WORKER_RLIMIT_NOFILE: String(Math.min(65_536, hardFileLimit())),
@@ -46,7 +101,19 @@ export function localLbValues({ lbPort, replicaPorts, runtimeDir, host = '127.0.
     LB_UPSTREAM_SERVERS: replicaPorts
       .map((port) => `server ${host}:${port} ${UPSTREAM_SERVER_PARAMS};`)
       .join('\n        '),
+    LB_SERVER_NAME: lb.LB_SERVER_NAME,
+    LB_CLIENT_HEADER_TIMEOUT: lb.LB_CLIENT_HEADER_TIMEOUT,
+    // nginx has no rate=0: `0` comments out the zone and limit_req lines.
+    LB_RATE_LIMIT_OFF: lb.LB_RATE_LIMIT === '0' ? '#' : '',
+    LB_RATE_LIMIT: lb.LB_RATE_LIMIT,
+    LB_RATE_BURST: String(lb.LB_RATE_BURST),
+    LB_RATE_LIMIT_EXEMPT: exemptGeoLines(addressList(lb.LB_RATE_LIMIT_EXEMPT)),
   };
+}
+
+/** The `geo` lines that map each exempt address to 1 (an empty limit key). */
+export function exemptGeoLines(addresses: readonly string[]): string {
+  return addresses.length === 0 ? '# (no exempt address)' : addresses.map((a) => `${a} 1;`).join('\n        ');
 }
 
 export async function renderLocalNginxConfig(options: LocalLbOptions): Promise<string> {
