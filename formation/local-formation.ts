@@ -38,6 +38,8 @@ export interface LocalFormationOptions {
   sink?: LineSink;
   /** Send every process's output straight to this file instead of through `sink`. */
   logFile?: string;
+  /** LB_* settings for nginx (formation/nginx-config.ts), over this process's environment. */
+  lbEnv?: Readonly<Record<string, string>>;
 }
 
 export interface ReplicaProcess {
@@ -56,6 +58,8 @@ export interface LocalFormation {
   adminRedisUrl: string;
   /** The replicas' URL. */
   webRedisUrl: string;
+  /** Where every process's output goes, when the formation was started with `logFile`. */
+  logFile: string | undefined;
   redis: Service | undefined;
   nginx: Service;
   replicas: ReplicaProcess[];
@@ -162,7 +166,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
     const runtimeDir = path.resolve(stateDir, 'nginx');
     await mkdir(runtimeDir, { recursive: true });
     const confPath = path.join(runtimeDir, 'nginx.conf');
-    await writeFile(confPath, await renderLocalNginxConfig({ lbPort, replicaPorts, runtimeDir }));
+    await writeFile(confPath, await renderLocalNginxConfig({ lbPort, replicaPorts, runtimeDir, env: { ...process.env, ...options.lbEnv } }));
     const nginxArgs = ['-p', runtimeDir, '-c', confPath, '-e', 'stderr'];
     await checkNginxConfig(nginxBin, nginxArgs);
     const nginx = new Service(
@@ -188,6 +192,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
       redisUrl,
       adminRedisUrl: adminRedisUrl!,
       webRedisUrl: webRedisUrl!,
+      logFile: options.logFile,
       redis,
       nginx,
       replicas,

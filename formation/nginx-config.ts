@@ -71,6 +71,11 @@ const lbSchema = z.object({
     .string()
     .regex(/^[1-9]\d*(ms|s|m)$/, { error: 'must be an nginx time such as 10s or 500ms' })
     .default('10s'),
+  // Keep it below the replicas' KEEP_ALIVE_TIMEOUT_MS (65 s).
+  LB_UPSTREAM_KEEPALIVE_TIMEOUT: z
+    .string()
+    .regex(/^[1-9]\d*(ms|s|m)$/, { error: 'must be an nginx time such as 60s' })
+    .default('60s'),
 });
 
 const addressList = (value: string) => value.split(/[\s,]+/).filter(Boolean);
@@ -92,6 +97,7 @@ export function localLbValues({ lbPort, replicaPorts, runtimeDir, host = '127.0.
     LB_RATE_LIMIT_EXEMPT: env.LB_RATE_LIMIT_EXEMPT,
     LB_SERVER_NAME: env.LB_SERVER_NAME,
     LB_CLIENT_HEADER_TIMEOUT: env.LB_CLIENT_HEADER_TIMEOUT,
+    LB_UPSTREAM_KEEPALIVE_TIMEOUT: env.LB_UPSTREAM_KEEPALIVE_TIMEOUT,
   });
   return {
     LB_PORT: String(lbPort),
@@ -103,6 +109,7 @@ export function localLbValues({ lbPort, replicaPorts, runtimeDir, host = '127.0.
       .join('\n        '),
     LB_SERVER_NAME: lb.LB_SERVER_NAME,
     LB_CLIENT_HEADER_TIMEOUT: lb.LB_CLIENT_HEADER_TIMEOUT,
+    LB_UPSTREAM_KEEPALIVE_TIMEOUT: lb.LB_UPSTREAM_KEEPALIVE_TIMEOUT,
     // nginx has no rate=0: `0` comments out the zone and limit_req lines.
     LB_RATE_LIMIT_OFF: lb.LB_RATE_LIMIT === '0' ? '#' : '',
     LB_RATE_LIMIT: lb.LB_RATE_LIMIT,

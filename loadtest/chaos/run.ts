@@ -13,7 +13,14 @@ export async function runScenario(scenario: Scenario, counterKey = 'headcount:vi
   await mkdir(fromRoot('.run'), { recursive: true });
   const stateDir = await mkdtemp(path.join(fromRoot('.run'), 'chaos-'));
   const logFile = path.join(stateDir, 'formation.log');
-  const formation = await startLocalFormation({ replicas: 4, lbPort: 0, stateDir, logFile, replicaEnv: { COUNTER_KEY: counterKey } });
+  const formation = await startLocalFormation({
+    replicas: 4,
+    lbPort: 0,
+    stateDir,
+    logFile,
+    replicaEnv: { COUNTER_KEY: counterKey, ...scenario.formation?.replicaEnv },
+    lbEnv: scenario.formation?.lbEnv,
+  });
   let result: ScenarioResult | undefined;
   try {
     result = await scenario.run(formation, counterKey);
