@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Three tiers (see README "Tests"): unit is pure logic; integration talks to a
+// Three tiers, plus the Docker tier (see README "Tests"): unit is pure logic; integration talks to a
 // real redis-server; cluster drives real nginx in front of real replicas. Each
 // tier's global setup starts what it needs on free ports and always stops it.
 export default defineConfig({
@@ -30,6 +30,18 @@ export default defineConfig({
           globalSetup: ['test/support/build-global-setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
+        },
+      },
+      {
+        // `make test-docker`: the Docker path for real (docker compose up,
+        // scale, restart, stop) on the engine that answers, or on a private
+        // dockerd with stand-in base images (test/docker/global-setup.ts).
+        test: {
+          name: 'docker',
+          include: ['test/docker/**/*.test.ts'],
+          globalSetup: ['test/docker/global-setup.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
         },
       },
     ],

@@ -8,8 +8,7 @@ import { ROOT } from './paths.js';
  * its own project name, so `make stop LB_PORT=p` touches only that one.
  */
 function compose(options: FormationOptions, args: readonly string[]): number {
-  const project = options.LB_PORT === 8080 ? 'headcount' : `headcount-${options.LB_PORT}`;
-  const argv = ['compose', '-p', project, ...args];
+  const argv = ['compose', '-p', projectName(options), ...args];
   process.stderr.write(`+ docker ${argv.join(' ')}\n`);
   const result = spawnSync('docker', argv, {
     cwd: ROOT,
@@ -29,24 +28,60 @@ export const dockerCommands = {
   logs: (o: FormationOptions) => compose(o, ['logs', '--follow', '--tail', '100']),
   resetCount: (o: FormationOptions, value = '0') => compose(o, ['--profile', 'admin', 'run', '--rm', 'admin', 'node', 'dist/admin/reset-count.js', value]),
   // One replica at a time, so the others keep serving (`docker compose restart
-  // web` would stop them all at once).
+  // web` would stop them all at once). `docker restart` stops with the
+  // container's own grace period (web.stop_grace_period) and signal.
   restart: (o: FormationOptions) => {
-    const project = o.LB_PORT === 8080 ? 'headcount' : `headcount-${o.LB_PORT}`;
-    const ids = spawnSync('docker', ['compose', '-p', project, 'ps', '--quiet', 'web'], { cwd: ROOT, encoding: 'utf8' });
-    for (const id of ids.stdout.split('\n').filter(Boolean)) {
-      if (spawnSync('docker', ['restart', id], { stdio: 'inherit' }).status !== 0 || waitHealthy(id) !== 0) return 1;
+    const ids = spawnSync('docker', ['compose', '-p', projectName(o), 'ps', '--quiet', 'web'], { cwd: ROOT, encoding: 'utf8' });
+    const replicas = ids.stdout.split('\n').filter(Boolean);
+    if (ids.status !== 0 || replicas.length === 0) {
+      process.stderr.write(`no running web replicas in compose project ${projectName(o)}\n${ids.stderr}`);
+      return 1;
+    }
+    for (const [i, id] of replicas.entries()) {
+      const before = containerState(id)?.StartedAt;
+      process.stderr.write(`+ docker restart ${id.slice(0, 12)} (${i + 1}/${replicas.length})\n`);
+      if (spawnSync('docker', ['restart', id], { stdio: ['ignore', 'ignore', 'inherit'] }).status !== 0) return 1;
+      if (waitHealthy(id, before) !== 0) return 1;
+      // nginx re-resolves `web` every 2 s (LB_RESOLVER in docker-compose.yml):
+      // let it pick up the restarted replica's address before the next goes.
+      if (i < replicas.length - 1) spawnSync('sleep', ['3']);
     }
     return 0;
   },
 };
 
-function waitHealthy(id: string): number {
+const projectName = (o: FormationOptions) => (o.LB_PORT === 8080 ? 'headcount' : `headcount-${o.LB_PORT}`);
+
+interface ContainerState {
+  StartedAt: string;
+  Health?: { Status: string; Log?: { Start: string }[] };
+}
+
+function containerState(id: string): ContainerState | undefined {
+  const r = spawnSync('docker', ['inspect', '--format', '{{json .State}}', id], { encoding: 'utf8' });
+  return r.status === 0 ? (JSON.parse(r.stdout) as ContainerState) : undefined;
+}
+
+/**
+ * Healthy again after the restart: started anew, and a probe run since then
+ * passed (the status alone can still be the one from before the restart).
+ */
+function waitHealthy(id: string, startedBefore: string | undefined): number {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    const r = spawnSync('docker', ['inspect', '--format', '{{.State.Health.Status}}', id], { encoding: 'utf8' });
-    if (r.stdout.trim() === 'healthy') return 0;
+    const state = containerState(id);
+    const lastProbe = state?.Health?.Log?.at(-1)?.Start;
+    if (
+      state &&
+      state.StartedAt !== startedBefore &&
+      state.Health?.Status === 'healthy' &&
+      lastProbe !== undefined &&
+      Date.parse(lastProbe) > Date.parse(state.StartedAt)
+    ) {
+      return 0;
+    }
     spawnSync('sleep', ['0.5']);
   }
-  process.stderr.write(`container ${id} did not become healthy within 60 s\n`);
+  process.stderr.write(`container ${id.slice(0, 12)} did not become healthy within 60 s\n`);
   return 1;
 }

@@ -182,7 +182,9 @@ describe('docker-compose.yml: a formation that scales', () => {
     const web = environment('web');
     // The upstream block ends at the first line holding only `}`.
     const block = /upstream\s+web\s*\{([\s\S]*?)\n\s*\}\n/.exec(readFileSync(TEMPLATE_PATH, 'utf8'))?.[1] ?? '';
-    const upstream = /^\s*keepalive_timeout\s+(\d+)s;/m.exec(block);
+    // The value as Docker renders it: a literal, or the lb's LB_ placeholder.
+    const rendered = block.replace(/\$\{(LB_[A-Z0-9_]*)\}/g, (match, name: string) => environment('lb')[name] ?? match);
+    const upstream = /^\s*keepalive_timeout\s+(\d+)s;/m.exec(rendered);
 
     expect(durationMs(service('web').stop_grace_period!)).toBeGreaterThan(Number(web.SHUTDOWN_GRACE_MS));
     expect(upstream).not.toBeNull();

@@ -28,12 +28,20 @@ async function nginxTest(dir: string, config: string): Promise<void> {
   await checkNginxConfig(requireExecutable('nginx'), ['-p', dir, '-c', confPath, '-e', 'stderr']);
 }
 
-/** The LB_* values docker-compose.yml gives the lb service. */
+/**
+ * The LB_* values docker-compose.yml gives the lb service, as Compose
+ * interpolates them when the shell sets none of the knobs: `${NAME:-default}`
+ * becomes the default.
+ */
 function dockerLbValues(): Record<string, string> {
   const compose = parse(readFileSync(fromRoot('docker-compose.yml'), 'utf8'), { merge: true }) as {
     services: { lb: { environment: Record<string, string> } };
   };
-  return Object.fromEntries(Object.entries(compose.services.lb.environment).filter(([name]) => name.startsWith('LB_')));
+  return Object.fromEntries(
+    Object.entries(compose.services.lb.environment)
+      .filter(([name]) => name.startsWith('LB_'))
+      .map(([name, value]) => [name, value.replace(/\$\{[A-Z0-9_]+:-([^}]*)\}/g, '$1')]),
+  );
 }
 
 const localValues = (runtimeDir: string) =>

@@ -1,0 +1,99 @@
+import getPort from 'get-port';
+import { ROOT } from '../../../formation/paths.js';
+import { createLbClient, type LbClient } from './load.js';
+import { run, type RunResult } from './run.js';
+import { dockerTier } from './tier.js';
+
+export interface ContainerState {
+  id: string;
+  /** The first 12 hex digits: the container's hostname, so the replica's REPLICA_ID. */
+  shortId: string;
+  name: string;
+  pid: number;
+  startedAt: string;
+  restartCount: number;
+  exitCode: number;
+  status: string;
+  health?: string;
+  oomKilled: boolean;
+}
+
+/**
+ * One formation from docker-compose.yml, on a free host port, in a compose
+ * project of its own: `headcount-<port>`, the name `make ... MODE=docker
+ * LB_PORT=<port>` uses, so the make targets find it. Commands are the
+ * README's, unchanged: the project name and port come from the environment
+ * (COMPOSE_PROJECT_NAME, LB_PORT), as a user's shell would set them.
+ */
+export class ComposeFormation {
+  readonly project: string;
+  readonly client: LbClient;
+
+  private constructor(readonly port: number) {
+    this.project = `headcount-${port}`;
+    this.client = createLbClient(port, dockerTier().maxConnections);
+  }
+
+  static async create(): Promise<ComposeFormation> {
+    return new ComposeFormation(await getPort({ host: '127.0.0.1' }));
+  }
+
+  /** The environment a user's shell would have: the engine, the port, LB_NOFILE where the engine needs it. */
+  get env(): NodeJS.ProcessEnv {
+    const tier = dockerTier();
+    return {
+      ...process.env,
+      ...tier.env,
+      COMPOSE_PROJECT_NAME: this.project,
+      LB_PORT: String(this.port),
+      ...(tier.lbNofile ? { LB_NOFILE: tier.lbNofile } : {}),
+      // Every load here comes from this host, so from the compose network's
+      // gateway, one client to nginx's per-client rate limit: off, as the
+      // local formation exempts 127.0.0.1 where its load tests run from.
+      LB_RATE_LIMIT_OFF: '#',
+    };
+  }
+
+  /** `docker compose <args>` in the repository, as typed there. */
+  compose(args: readonly string[], timeoutMs = 180_000): Promise<RunResult> {
+    return run('docker', ['compose', ...args], { env: this.env, cwd: ROOT, timeoutMs });
+  }
+
+  docker(args: readonly string[], timeoutMs = 60_000): Promise<RunResult> {
+    return run('docker', args, { env: this.env, cwd: ROOT, timeoutMs });
+  }
+
+  /** `make <target> MODE=docker LB_PORT=<port>`: the formation's front door. */
+  make(target: string, vars: Record<string, string> = {}, timeoutMs = 300_000): Promise<RunResult> {
+    const args = ['--no-print-directory', target, 'MODE=docker', `LB_PORT=${this.port}`, ...Object.entries(vars).map(([k, v]) => `${k}=${v}`)];
+    return run('make', args, { env: this.env, cwd: ROOT, timeoutMs });
+  }
+
+  /** The service's containers, running or not, oldest first. */
+  async containers(service: string): Promise<ContainerState[]> {
+    const ids = (await this.compose(['ps', '--all', '--quiet', service])).stdout.split('\n').filter(Boolean);
+    if (ids.length === 0) return [];
+    const format =
+      '{"id":"{{.Id}}","name":"{{.Name}}","pid":{{.State.Pid}},"startedAt":"{{.State.StartedAt}}","restartCount":{{.RestartCount}},' +
+      '"exitCode":{{.State.ExitCode}},"status":"{{.State.Status}}","oomKilled":{{.State.OOMKilled}},' +
+      '"health":"{{if .State.Health}}{{.State.Health.Status}}{{end}}","created":"{{.Created}}"}';
+    const lines = (await this.docker(['inspect', '--format', format, ...ids])).stdout.split('\n').filter(Boolean);
+    return lines
+      .map((line) => JSON.parse(line) as ContainerState & { created: string })
+      .sort((a, b) => a.created.localeCompare(b.created))
+      .map(({ created: _created, ...c }) => ({ ...c, name: c.name.replace(/^\//, ''), shortId: c.id.slice(0, 12), health: c.health || undefined }));
+  }
+
+  /** The REPLICA_IDs of the running web replicas. */
+  async replicaIds(): Promise<string[]> {
+    return (await this.containers('web')).filter((c) => c.status === 'running').map((c) => c.shortId);
+  }
+
+  /** Stops and removes everything the formation created, its volume too. Never throws. */
+  async destroy(): Promise<void> {
+    this.client.close();
+    await this.compose(['--profile', 'admin', 'down', '--volumes', '--remove-orphans', '--timeout', '5'], 120_000).catch((error: Error) =>
+      process.stderr.write(`cleanup of ${this.project} failed: ${error.message}\n`),
+    );
+  }
+}
