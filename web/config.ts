@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
@@ -34,6 +35,9 @@ const schema = z.object({
     .regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be 1-64 letters, digits, ".", "_" or "-"' })
     .default(hostname().slice(0, 64)),
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
+  // The Redis password as a file (Docker secrets, a mounted volume), so it
+  // never sits in the environment; it replaces any password in REDIS_URL.
+  REDIS_PASSWORD_FILE: z.string().min(1).optional(),
   COUNTER_KEY: z
     .string()
     .regex(/^[A-Za-z0-9:_.{}-]{1,100}$/, { error: 'must be 1-100 characters of A-Z a-z 0-9 : _ . { } -' })
@@ -89,11 +93,26 @@ export function parseEnv<S extends z.ZodType<object>>(
 
 /** Turns an environment into the replica's frozen config, or throws one ConfigError naming every bad variable. */
 export function loadConfig(env: Env): Config {
-  return parseEnv(schema, env, (present) =>
+  let password: string | undefined;
+  const config = parseEnv(schema, env, (present) => {
+    const problems: string[] = [];
     // Production must name its backing service: a default of localhost would
     // silently give each host its own counter.
-    present.NODE_ENV === 'production' && present.REDIS_URL === undefined
-      ? ['REDIS_URL is required when NODE_ENV=production']
-      : [],
-  );
+    if (present.NODE_ENV === 'production' && present.REDIS_URL === undefined) {
+      problems.push('REDIS_URL is required when NODE_ENV=production');
+    }
+    if (present.REDIS_PASSWORD_FILE !== undefined) {
+      try {
+        password = readFileSync(present.REDIS_PASSWORD_FILE, 'utf8').trim();
+        if (password === '') problems.push('REDIS_PASSWORD_FILE is empty');
+      } catch {
+        problems.push('REDIS_PASSWORD_FILE cannot be read');
+      }
+    }
+    return problems;
+  });
+  if (password === undefined) return config;
+  const url = new URL(config.REDIS_URL);
+  url.password = encodeURIComponent(password);
+  return Object.freeze({ ...config, REDIS_URL: url.href });
 }

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { ConfigError, loadConfig } from '../../web/config.js';
 
@@ -75,6 +78,26 @@ describe('loadConfig', () => {
     const error = problemsOf({ NODE_ENV: 'production' });
 
     expect(error.problems).toEqual(['REDIS_URL is required when NODE_ENV=production']);
+  });
+
+  test('When REDIS_PASSWORD_FILE names a file, then its content becomes the password in REDIS_URL', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'headcount-config-'));
+    const file = path.join(dir, 'password');
+    writeFileSync(file, 's3cret/+pw\n');
+    try {
+      const config = loadConfig({ REDIS_URL: 'redis://headcount-web@redis:6379', REDIS_PASSWORD_FILE: file });
+
+      expect(new URL(config.REDIS_URL)).toMatchObject({ username: 'headcount-web', hostname: 'redis' });
+      expect(decodeURIComponent(new URL(config.REDIS_URL).password)).toBe('s3cret/+pw');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('When REDIS_PASSWORD_FILE cannot be read, then the error names it and says nothing more', () => {
+    const error = problemsOf({ REDIS_PASSWORD_FILE: '/nonexistent/secret' });
+
+    expect(error.problems).toEqual(['REDIS_PASSWORD_FILE cannot be read']);
   });
 
   test('When NODE_ENV is production and REDIS_URL is set, then the config loads', () => {
