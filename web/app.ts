@@ -77,7 +77,8 @@ export function createApp({ store, replicaId, logger, lifecycle }: AppDeps) {
   });
   app.get('/', async (req, res) => {
     res.setHeader('Vary', 'Accept');
-    const format = req.accepts(['html', 'json']) as 'html' | 'json' | false;
+    // API clients and load tests send exactly this; anything else is negotiated.
+    const format = req.headers.accept === 'application/json' ? 'json' : (req.accepts(['html', 'json']) as 'html' | 'json' | false);
     if (!format) return void res.status(406).json({ error: 'acceptable types: text/html, application/json' });
     await countAndReply(req, res, format);
   });

@@ -64,7 +64,8 @@ describe('the replica process (node dist/web/server.js)', () => {
     await r.waitReady();
 
     await fetch(`${r.url}/`, { headers: { 'x-request-id': 'feedc0de1234abcd' } });
-    await sleep(100);
+    // Log lines are written in batches (at least every 250 ms).
+    await waitFor('the request log line', async () => r.stdout.some((line) => line.includes('feedc0de1234abcd')), 2_000);
     const lines = r.stdout.map((line) => JSON.parse(line) as Record<string, unknown>);
 
     expect(lines.find((l) => l.reqId === 'feedc0de1234abcd')).toMatchObject({
