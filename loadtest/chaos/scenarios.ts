@@ -357,25 +357,33 @@ export const scenarios: Scenario[] = [
   },
   {
     name: 'Redis stopped 30 s (long outage)',
-    proves: 'no burst of replayed increments on recovery, and replica memory stays flat',
+    proves: 'no burst of replayed increments on recovery, and replica memory stays flat through the outage',
     quick: false,
     async run(f, counterKey) {
       const redis = f.redis!;
-      const rss: number[][] = [];
-      const { result } = await measure(f, this.name, this.proves, { durationSeconds: 40, rate: 500 }, async () => {
+      // Resident memory of every replica every 2 s of the outage. The first
+      // seconds of 503s grow the heap once (measured: about 25 MiB); a leak
+      // would keep growing after that, so the first 10 s are the baseline.
+      const samples: number[][] = [];
+      const { run, result } = await measure(f, this.name, this.proves, { durationSeconds: 40, rate: 500 }, async () => {
         await sleep(3_000);
         await redis.stop();
-        await sleep(2_000);
-        rss.push(f.replicas.map((r) => rssMiB(r.service.pid)));
-        await sleep(28_000);
-        rss.push(f.replicas.map((r) => rssMiB(r.service.pid)));
+        for (let s = 0; s < 15; s++) {
+          await sleep(2_000);
+          samples.push(f.replicas.map((r) => rssMiB(r.service.pid)));
+        }
         redis.start();
       });
-      const growth = Math.max(...rss[1]!.map((after, i) => after - rss[0]![i]!));
-      Object.assign(result.figures, { 'replica RSS growth MiB': Math.round(growth * 10) / 10 });
-      expect(result, result.figures.delta === result.figures.ok, `count delta ${result.figures.delta} != 2xx ${result.figures.ok}: increments replayed`);
-      expect(result, growth < 20, `a replica grew by ${growth.toFixed(1)} MiB during the outage`);
+      const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)]!;
+      const growth = Math.max(
+        ...f.replicas.map((_, i) => median(samples.slice(-5).map((s) => s[i]!)) - median(samples.slice(3, 6).map((s) => s[i]!))),
+      );
+      const applied = await appliedDespite503(f, counterKey, run);
+      Object.assign(result.figures, { 'replica RSS growth MiB': Math.round(growth * 10) / 10, 'applied despite 503': applied });
+      expect(result, result.figures.delta === result.figures.ok + applied, `count delta ${result.figures.delta} != 2xx ${result.figures.ok} + ${applied}: increments replayed`);
+      expect(result, growth < 15, `a replica grew by ${growth.toFixed(1)} MiB between the outage's 10th and 30th second`);
       expect(result, replicasCrashed(f) === 0, 'a replica exited during the outage');
+      result.notes.push(`${applied} increments applied though answered 503 (at the moment Redis stopped); none replayed after recovery`);
       return result;
     },
   },
