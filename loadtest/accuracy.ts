@@ -18,6 +18,8 @@ export interface AccuracyRun {
   requestsPerSecond: number;
   latency: ReturnType<typeof latencyOf>;
   durationSeconds: number;
+  /** Responses refused by nginx's per-client rate limit. */
+  rateLimited: number;
 }
 
 export async function readCount(url: string): Promise<number> {
@@ -78,5 +80,6 @@ export async function runAccuracy(options: AccuracyRunOptions): Promise<Accuracy
     requestsPerSecond: requestsPerSecond(result),
     latency: latencyOf(result),
     durationSeconds: result.duration,
+    rateLimited: results.filter((r) => r.status === 429).length,
   };
 }

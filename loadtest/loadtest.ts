@@ -45,5 +45,11 @@ export async function runLoadtest(options: LoadtestOptions, target?: Target): Pr
 export function describeOutcome({ report, files, ok }: LoadtestOutcome): string {
   const lines = [summaryTables(report), `report: ${files.json}`, `        ${files.html}`];
   if (!ok) lines.push(`accuracy FAILED:\n${describeViolations(report.accuracy.report.violations)}`);
+  if (report.accuracy.rateLimited > 0) {
+    lines.push(
+      `${report.accuracy.rateLimited} requests were refused by nginx's per-client rate limit (429): run the load from an ` +
+        `exempt address (LB_RATE_LIMIT_EXEMPT) or turn the limit off for the test (local: LB_RATE_LIMIT=0; Docker: LB_RATE_LIMIT_OFF='#').`,
+    );
+  }
   return lines.join('\n');
 }
