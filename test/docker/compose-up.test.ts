@@ -4,6 +4,7 @@ import { waitFor } from '../../formation/wait.js';
 import { checkAccuracy, describeViolations } from '../../loadtest/invariants.js';
 import { ComposeFormation } from './support/compose-formation.js';
 import { startLoad, statusTally } from './support/load.js';
+import { probeAdmin, probeWeb, readPasswords, redisCli, webEnvironments } from './support/redis-users.js';
 import { recordFigure } from './support/tier.js';
 
 // One formation, started the way the README says, then driven through its
@@ -218,14 +219,81 @@ describe('make in Docker mode', () => {
   });
 });
 
+describe('Redis users: least privilege (redis/users.acl.template, redis/docker-start.sh)', () => {
+  test('When a web replica uses its own Redis user for anything beyond counting, then Redis refuses it; it can read only its own password file', async () => {
+    const web = await probeWeb(formation);
+
+    expect(web).toEqual({
+      user: 'headcount-web',
+      readCount: 'allowed',
+      flushall: 'NOPERM',
+      config: 'NOPERM',
+      keys: 'NOPERM',
+      writeOtherKey: 'NOPERM',
+      deleteCount: 'NOPERM',
+      scriptOnOtherKey: 'NOPERM',
+      files: { web: 'readable', admin: 'ENOENT', operator: 'ENOENT' },
+    });
+  });
+
+  test('When the admin task uses its own Redis user beyond reading and resetting the count, then Redis refuses it; the operator password is not readable to it', async () => {
+    const admin = await probeAdmin(formation);
+
+    expect(admin).toEqual({
+      user: 'headcount-admin',
+      readCount: 'allowed',
+      flushall: 'NOPERM',
+      config: 'NOPERM',
+      keys: 'NOPERM',
+      writeOtherKey: 'NOPERM',
+      deleteCount: 'NOPERM',
+      scriptOnOtherKey: 'NOPERM',
+      files: { web: 'ENOENT', admin: 'readable', operator: 'EACCES' },
+    });
+  });
+
+  test('When redis-cli connects without a password, or as the healthcheck user, then it gets nothing but PONG; the operator gets everything', async () => {
+    const { operator } = await readPasswords(formation);
+
+    const anonymous = await redisCli(formation, ['GET', 'headcount:visits']);
+    const healthPing = await redisCli(formation, ['PING'], 'healthcheck');
+    const healthGet = await redisCli(formation, ['GET', 'headcount:visits'], 'healthcheck');
+    const operatorUsers = await redisCli(formation, ['ACL', 'USERS'], 'default', operator);
+
+    expect(anonymous).toMatch(/^NOAUTH/);
+    expect(healthPing).toBe('PONG');
+    expect(healthGet).toMatch(/^NOPERM/);
+    expect(operatorUsers.split('\n').sort()).toEqual(['default', 'headcount-admin', 'headcount-web', 'healthcheck']);
+  });
+
+  test('When the configuration and the replicas are inspected, then no password appears, only the file it is read from', async () => {
+    const passwords = Object.values(await readPasswords(formation));
+    const config = (await formation.compose(['--profile', 'admin', 'config'])).stdout;
+    const environments = await webEnvironments(formation);
+
+    for (const password of passwords) expect(password).toMatch(/^[A-Za-z0-9]{32}$/);
+    expect(new Set(passwords).size).toBe(3);
+    expect(environments.length).toBeGreaterThan(0);
+    for (const env of environments) {
+      expect(env).toContain('REDIS_URL=redis://headcount-web@redis:6379');
+      expect(env).toContain('REDIS_PASSWORD_FILE=/run/secrets/redis-web/password');
+      for (const password of passwords) expect(env.join('\n')).not.toContain(password);
+    }
+    for (const password of passwords) expect(config).not.toContain(password);
+  });
+});
+
 describe('Redis', () => {
   test('When docker compose restart redis runs, then the count is the same afterwards (append-only file on the volume)', async () => {
     await formation.client.visitAll(10);
     const before = await formation.client.count();
+    const passwords = await readPasswords(formation);
 
     await formation.compose(['restart', 'redis'], 60_000);
     await waitFor('the count to be readable again', async () => (await formation.client.get('/api/count')).status === 200, 30_000, 200);
 
+    // The replicas reconnect with the passwords they started with: kept, not generated anew.
+    expect(await readPasswords(formation)).toEqual(passwords);
     expect(before).toBeGreaterThanOrEqual(10);
     expect(await formation.client.count()).toBe(before);
     const [next] = await formation.client.visitAll(1);

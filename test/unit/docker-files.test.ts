@@ -20,6 +20,8 @@ interface Service {
   environment?: Record<string, string>;
   profiles?: string[];
   volumes?: string[];
+  tmpfs?: string[];
+  network_mode?: string;
   command?: string[];
   restart?: string;
   stop_grace_period?: string;
@@ -115,11 +117,10 @@ describe('docker-compose.yml: a formation that scales', () => {
     const redis = service('redis');
 
     expect(redis).not.toHaveProperty('ports');
-    expect(redis).toMatchObject({
-      command: ['redis-server', '/usr/local/etc/redis/redis.conf'],
-      volumes: ['./redis/redis.conf:/usr/local/etc/redis/redis.conf:ro', 'redis-data:/data'],
-      restart: 'unless-stopped',
-    });
+    expect(redis).toMatchObject({ restart: 'unless-stopped' });
+    expect(redis.volumes).toEqual(
+      expect.arrayContaining(['./redis/redis.conf:/usr/local/etc/redis/redis.conf:ro', 'redis-data:/data']),
+    );
     expect(compose.volumes).toHaveProperty('redis-data');
   });
 
@@ -132,7 +133,8 @@ describe('docker-compose.yml: a formation that scales', () => {
   });
 
   test('When the images that are pulled are read, then each is pinned to a full version on a Debian base, never latest or alpine', () => {
-    const pulled = Object.values(compose.services).filter((s) => s.build === undefined);
+    // The formation's own; the k6 tool image (loadtest profile) is checked with its service.
+    const pulled = Object.values(compose.services).filter((s) => s.build === undefined && s.profiles === undefined);
 
     expect(pulled.map((s) => s.image)).toEqual([expect.stringMatching(/^redis:/), expect.stringMatching(/^nginx:/)]);
     for (const { image } of pulled) {
@@ -194,13 +196,15 @@ describe('docker-compose.yml: a formation that scales', () => {
   test('When the services start, then each waits for what it needs to be healthy: web for redis, lb for web', () => {
     expect(service('web').depends_on).toEqual({ redis: { condition: 'service_healthy' } });
     expect(service('lb').depends_on).toEqual({ web: { condition: 'service_healthy' } });
-    expect(service('redis').healthcheck?.test?.join(' ')).toContain('redis-cli ping');
+    expect(service('redis').healthcheck?.test?.join(' ')).toMatch(/redis-cli .*--user healthcheck .*ping \| grep -q PONG/);
     expect(service('lb').healthcheck?.test?.join(' ')).toContain('http://127.0.0.1:8080/lb-healthz');
   });
 
-  test('When the admin service is read, then it is only in the admin profile and runs the same image and environment as web', () => {
+  test('When the admin service is read, then it is only in the admin profile and runs the same image and environment as web, but its own Redis user', () => {
     const admin = service('admin');
     const web = service('web');
+    const { REDIS_URL: adminUrl, REDIS_PASSWORD_FILE: adminFile, ...adminRest } = environment('admin');
+    const { REDIS_URL: _webUrl, REDIS_PASSWORD_FILE: _webFile, ...webRest } = environment('web');
 
     expect(admin).toMatchObject({
       profiles: ['admin'],
@@ -209,14 +213,120 @@ describe('docker-compose.yml: a formation that scales', () => {
       image: web.image,
       build: web.build,
     });
-    expect(admin.environment).toEqual(web.environment);
-    expect(Object.entries(compose.services).filter(([, s]) => s.profiles !== undefined).map(([n]) => n)).toEqual([
-      'admin',
+    expect(adminRest).toEqual(webRest);
+    expect(adminUrl).toBe('redis://headcount-admin@redis:6379');
+    expect(adminFile).toBe('/run/secrets/redis-admin/password');
+    expect(Object.entries(compose.services).filter(([, s]) => s.profiles !== undefined).map(([n, svc]) => [n, svc.profiles])).toEqual([
+      ['admin', ['admin']],
+      ['k6', ['loadtest']],
     ]);
   });
 
   test('When the scale override is read, then it sets the web replica count and nothing else', () => {
     expect(scaleOverride).toEqual({ services: { web: { deploy: { replicas: 4 } } } });
+  });
+});
+
+describe('docker-compose.yml: least-privilege Redis users (issue 4)', () => {
+  const startScript = readText('redis/docker-start.sh');
+  const aclTemplate = readText('redis/users.acl.template');
+  /** The volume (or host path) mounted at `target` in a service, with its mode. */
+  const mountAt = (name: string, target: string) => {
+    const [source, , mode] = service(name).volumes?.find((v) => v.split(':')[1] === target)?.split(':') ?? [];
+    return source === undefined ? undefined : { source, mode: mode ?? 'rw' };
+  };
+  const mountsOf = (name: string) => (service(name).volumes ?? []).map((v) => v.split(':')[0]);
+  /** A shell variable's literal value in the start script, e.g. WEB_DIR=/run/secrets/redis-web. */
+  const scriptValue = (name: string) => new RegExp(`^${name}=(\\S+)$`, 'm').exec(startScript)?.[1];
+
+  test('When redis starts, then it runs redis/docker-start.sh, mounted read-only with the ACL template beside it, which execs the image entrypoint', () => {
+    const redis = service('redis');
+
+    expect(redis.command).toEqual(['sh', '/usr/local/etc/headcount/docker-start.sh']);
+    expect(mountAt('redis', '/usr/local/etc/headcount/docker-start.sh')).toEqual({ source: './redis/docker-start.sh', mode: 'ro' });
+    expect(mountAt('redis', scriptValue('TEMPLATE')!)).toEqual({ source: './redis/users.acl.template', mode: 'ro' });
+    // The image's entrypoint, so redis-server still drops to the redis user.
+    expect(startScript).toMatch(/^exec docker-entrypoint\.sh redis-server \/usr\/local\/etc\/redis\/redis\.conf --aclfile "\$ACL_DIR\/users\.acl"$/m);
+    // The rendered file (every password) is on a tmpfs, not a disk.
+    expect(redis.tmpfs).toEqual([scriptValue('ACL_DIR')]);
+  });
+
+  test('When the ACL template names a placeholder, then the start script substitutes it, and redis renders the same COUNTER_KEY the replicas count on', () => {
+    const placeholders = new Set([...aclTemplate.matchAll(/\$\{([A-Z_]+)\}/g)].map((m) => m[1]!));
+
+    expect([...placeholders].sort()).toEqual(['COUNTER_KEY', 'REDIS_ADMIN_PASSWORD', 'REDIS_PASSWORD', 'REDIS_WEB_PASSWORD']);
+    for (const name of placeholders) expect(startScript).toContain(`s|\${${name}}|`);
+    expect(environment('redis').COUNTER_KEY).toBe(environment('web').COUNTER_KEY);
+  });
+
+  test('When the passwords are read, then redis alone gets them from the environment, and only ever as ${NAME:-} from the shell or .env, never a literal', () => {
+    const redis = environment('redis');
+
+    for (const name of ['REDIS_PASSWORD', 'REDIS_WEB_PASSWORD', 'REDIS_ADMIN_PASSWORD']) expect(redis[name]).toBe(`\${${name}:-}`);
+    for (const name of ['web', 'admin']) {
+      const env = environment(name);
+      expect(Object.keys(env).filter((k) => /PASSWORD/.test(k))).toEqual(['REDIS_PASSWORD_FILE']);
+      // A user, no password: `redis://user@host`, the password comes from the file.
+      expect(new URL(env.REDIS_URL!).password).toBe('');
+    }
+  });
+
+  test('When the password volumes are read, then web mounts only its own and admin only its own, read-only, and each password file lies in it', () => {
+    const webDir = scriptValue('WEB_DIR')!;
+    const adminDir = scriptValue('ADMIN_DIR')!;
+
+    expect(mountAt('redis', webDir)).toEqual({ source: 'redis-web-secret', mode: 'rw' });
+    expect(mountAt('redis', adminDir)).toEqual({ source: 'redis-admin-secret', mode: 'rw' });
+    expect(mountAt('web', webDir)).toEqual({ source: 'redis-web-secret', mode: 'ro' });
+    expect(mountAt('admin', adminDir)).toEqual({ source: 'redis-admin-secret', mode: 'ro' });
+    expect(mountsOf('web')).not.toContain('redis-admin-secret');
+    expect(mountsOf('admin')).not.toContain('redis-web-secret');
+    expect(environment('web').REDIS_PASSWORD_FILE).toBe(`${webDir}/password`);
+    expect(environment('admin').REDIS_PASSWORD_FILE).toBe(`${adminDir}/password`);
+    expect(compose.volumes).toMatchObject({ 'redis-web-secret': null, 'redis-admin-secret': null });
+  });
+
+  test('When the start script writes the password files, then web and admin (uid 1000) can read their own, and the operator password only root', () => {
+    expect(scriptValue('APP_GID')).toBe('1000');
+    expect(startScript).toContain('ensure "$WEB_DIR/password" 0440 "$APP_GID" REDIS_WEB_PASSWORD');
+    expect(startScript).toContain('ensure "$ADMIN_DIR/password" 0440 "$APP_GID" REDIS_ADMIN_PASSWORD');
+    expect(startScript).toContain('ensure "$ADMIN_DIR/operator-password" 0400 0 REDIS_PASSWORD');
+  });
+});
+
+describe('docker-compose.yml: the k6 `loadtest` profile (issue 3)', () => {
+  const runScript = readText('loadtest/k6/run.sh');
+
+  test('When the k6 service is read, then it is only in the loadtest profile and runs the official image pinned to a version of 1.0 or later', () => {
+    const k6 = service('k6');
+    const [major] = (k6.image ?? '').replace(/^grafana\/k6:/, '').split('.').map(Number);
+
+    expect(k6.profiles).toEqual(['loadtest']);
+    expect(k6.image).toMatch(/^grafana\/k6:\d+\.\d+\.\d+$/);
+    expect(major).toBeGreaterThanOrEqual(1);
+    expect(k6).not.toHaveProperty('ports');
+    expect(k6.volumes).toEqual(['./loadtest:/loadtest']);
+  });
+
+  test('When k6 sends its load, then it comes from 127.0.0.1 inside the lb, which the rate limit exempts, and needs no network of its own', () => {
+    const k6 = service('k6');
+
+    expect(k6.network_mode).toBe('service:lb');
+    expect(k6.depends_on).toEqual({ lb: { condition: 'service_healthy' } });
+    expect(environment('lb').LB_RATE_LIMIT_EXEMPT).toMatch(/(^|\s)127\.0\.0\.1 1;/);
+    // No fixed subnet anywhere: two formations side by side cannot collide over one.
+    expect(JSON.stringify(compose)).not.toMatch(/ipam|subnet/);
+    expect(runScript).toContain('-e LB_URL=http://127.0.0.1:8080');
+    expect(runScript).not.toContain('lb:8080 ');
+  });
+
+  test('When run.sh runs the profile, then it writes the reports as the caller and leaves a running formation as it is', () => {
+    expect(runScript).toMatch(/--profile loadtest run --rm --no-deps --user "\$\(id -u\):\$\(id -g\)" k6/);
+    expect(runScript).toContain('-e RESULTS_DIR=/loadtest/results');
+  });
+
+  test('When the rate limit defaults are read, then the limit is on in Docker unless LB_RATE_LIMIT_OFF is set', () => {
+    expect(environment('lb')).toMatchObject({ LB_RATE_LIMIT: '${LB_RATE_LIMIT:-20r/s}', LB_RATE_LIMIT_OFF: '${LB_RATE_LIMIT_OFF:-}' });
   });
 });
 

@@ -29,20 +29,26 @@ export class ComposeFormation {
   readonly project: string;
   readonly client: LbClient;
 
-  private constructor(readonly port: number) {
+  private constructor(
+    readonly port: number,
+    private readonly shellEnv: Record<string, string>,
+  ) {
     this.project = `headcount-${port}`;
     this.client = createLbClient(port, dockerTier().maxConnections);
   }
 
-  static async create(): Promise<ComposeFormation> {
-    return new ComposeFormation(await getPort({ host: '127.0.0.1' }));
+  /** `shellEnv`: more variables for the user's shell (a password, LB_RATE_LIMIT_OFF: '' to keep the limit on). */
+  static async create(shellEnv: Record<string, string> = {}): Promise<ComposeFormation> {
+    return new ComposeFormation(await getPort({ host: '127.0.0.1' }), shellEnv);
   }
 
   /** The environment a user's shell would have: the engine, the port, LB_NOFILE where the engine needs it. */
   get env(): NodeJS.ProcessEnv {
     const tier = dockerTier();
+    // No COMPOSE_FILE from the caller's shell: the files are the README's.
+    const { COMPOSE_FILE: _callers, ...callerEnv } = process.env;
     return {
-      ...process.env,
+      ...callerEnv,
       ...tier.env,
       COMPOSE_PROJECT_NAME: this.project,
       LB_PORT: String(this.port),
@@ -51,6 +57,11 @@ export class ComposeFormation {
       // gateway, one client to nginx's per-client rate limit: off, as the
       // local formation exempts 127.0.0.1 where its load tests run from.
       LB_RATE_LIMIT_OFF: '#',
+      // A fresh clone's: no Redis password set, so redis generates them.
+      REDIS_PASSWORD: '',
+      REDIS_WEB_PASSWORD: '',
+      REDIS_ADMIN_PASSWORD: '',
+      ...this.shellEnv,
     };
   }
 
@@ -92,7 +103,7 @@ export class ComposeFormation {
   /** Stops and removes everything the formation created, its volume too. Never throws. */
   async destroy(): Promise<void> {
     this.client.close();
-    await this.compose(['--profile', 'admin', 'down', '--volumes', '--remove-orphans', '--timeout', '5'], 120_000).catch((error: Error) =>
+    await this.compose(['--profile', 'admin', '--profile', 'loadtest', 'down', '--volumes', '--remove-orphans', '--timeout', '5'], 120_000).catch((error: Error) =>
       process.stderr.write(`cleanup of ${this.project} failed: ${error.message}\n`),
     );
   }
