@@ -52,7 +52,7 @@ reset-count: build ## One-off admin process: reset the count to 0 atomically and
 loadtest: build ## Prove count accuracy and measure throughput with autocannon (LB_URL REQUESTS CONNECTIONS DURATION CONCURRENCIES); starts a formation if none answers
 	@node dist/loadtest/cli.js
 
-loadtest-k6: ## The k6 scenarios (accuracy, throughput) with a local k6, else the official k6 image via Docker
+loadtest-k6: ## The k6 scenarios (accuracy, throughput): via the compose loadtest profile when a Docker formation runs, else a local k6
 	@sh loadtest/k6/run.sh
 
 bench: build ## Scaling and overhead figures side by side (1/2/4 replicas, direct, exactly-once vs INCR, nginx ceiling, bare node:http)

@@ -30,8 +30,12 @@ export async function writeAclFile(file: string, counterKey: string, credentials
     REDIS_ADMIN_PASSWORD: credentials.admin,
   };
   for (const [name, value] of Object.entries(values)) {
-    // A space would end the ACL rule early: it could grant what it should not.
-    if (/\s/.test(value)) throw new Error(`${name} must not contain whitespace`);
+    // Redis's ACL file reader splits on spaces and parses quotes and
+    // backslashes itself: anything else could end a rule early and grant what
+    // it should not. The same rule as redis/docker-start.sh.
+    if (!/^[A-Za-z0-9._~+/=:{}-]+$/.test(value)) {
+      throw new Error(`${name} may contain only letters, digits and . _ ~ + / = - (and : { } in a key)`);
+    }
   }
   const template = await readFile(ACL_TEMPLATE, 'utf8');
   const rendered = template

@@ -2,7 +2,10 @@
 // is imported from the network, only from k6 itself.
 import http from 'k6/http';
 
-/** The load balancer: `-e LB_URL=...` (the compose `loadtest` profile sets http://lb:8080). */
+/**
+ * The load balancer: `-e LB_URL=...`. The default also serves the compose
+ * `loadtest` profile, whose k6 shares the load balancer's network namespace.
+ */
 export const LB_URL = __ENV.LB_URL || 'http://127.0.0.1:8080';
 
 /** Where handleSummary writes, beside the autocannon reports. */
