@@ -5,7 +5,7 @@ import { checkAccuracy, describeViolations } from '../../loadtest/invariants.js'
 import { ComposeFormation } from './support/compose-formation.js';
 import { startLoad, statusTally } from './support/load.js';
 import { probeAdmin, probeWeb, readPasswords, redisCli, webEnvironments } from './support/redis-users.js';
-import { recordFigure } from './support/tier.js';
+import { dockerTier, recordFigure } from './support/tier.js';
 
 // One formation, started the way the README says, then driven through its
 // life in order: counted, scaled up and down, reset, rolled, logged, Redis
@@ -94,30 +94,59 @@ describe('docker compose up -d --scale web=4 --wait, as the README says', () => 
 });
 
 describe('the containers', () => {
-  test('When the processes of every container are listed, then none of the web and redis processes and no nginx worker runs as root', async () => {
-    const processes = async (service: string) => {
-      const ids = (await formation.containers(service)).map((c) => c.id);
-      // `docker top` runs the host's ps over the container's processes (it needs the pid column).
-      const lists = await Promise.all(ids.map((id) => formation.docker(['top', id, '-o', 'pid,uid,args'])));
-      return lists.flatMap((l) => l.stdout.trim().split('\n').slice(1)).map((line) => {
-        const [, uid = '', ...args] = line.trim().split(/\s+/);
-        return { uid, args: args.join(' ') };
-      });
-    };
+  /** Every process in a container, as the host's ps sees it (`docker top` needs the pid column). */
+  const processesOf = async (id: string) =>
+    (await formation.docker(['top', id, '-o', 'pid,uid,args'])).stdout.trim().split('\n').slice(1).map((line) => {
+      const [, uid = '', ...args] = line.trim().split(/\s+/);
+      return { uid, args: args.join(' ') };
+    });
+  // The container's own processes: healthcheck probes that Docker execs in
+  // (redis-cli, curl, node -e fetch) run as the engine chooses and are not
+  // the service; leaving them out keeps a probe caught mid-run from counting.
+  const isProbe = (args: string) => /^(\/bin\/sh -c )?(redis-cli|grep -q PONG|curl|node -e fetch)/.test(args);
+  const processes = async (service: string) =>
+    (await Promise.all((await formation.containers(service)).map((c) => processesOf(c.id)))).flat().filter((p) => !isProbe(p.args));
+
+  test('When the processes of every container are listed, then none runs as root: redis, web, admin, and the lb\'s nginx master and workers', async () => {
+    // The admin task is a one-off that exits at once: a detached one, with a
+    // command that waits, is listed while it runs, then removed.
+    const adminName = `${formation.project}-admin-processes`;
+    let admin: Awaited<ReturnType<typeof processesOf>> = [];
+    try {
+      await formation.compose(['--profile', 'admin', 'run', '-d', '--name', adminName, 'admin', 'node', '-e', 'setTimeout(() => {}, 60_000)']);
+      // Until the image's entrypoint script has exec'd node.
+      await waitFor('the admin task to run node', async () => (admin = await processesOf(adminName)).some((p) => p.args.startsWith('node ')), 10_000, 100);
+    } finally {
+      await formation.docker(['rm', '-f', adminName]).catch(() => undefined);
+    }
 
     const [web, redis, lb] = await Promise.all([processes('web'), processes('redis'), processes('lb')]);
 
     // Besides the 4 replicas, a healthcheck probe (`node -e fetch(...)`) may be running.
     expect(web.filter((p) => p.args === 'node dist/web/server.js')).toHaveLength(4);
     for (const p of web) expect(p.uid).toBe('1000');
+    expect(admin).toEqual([{ uid: '1000', args: 'node -e setTimeout(() => {}, 60_000)' }]);
+    // redis/docker-start.sh execs the image's entrypoint, which drops to `redis`.
     expect(redis.map((p) => p.args)).toEqual([expect.stringMatching(/^redis-server /)]);
-    for (const p of redis) expect(p.uid).not.toBe('0');
-    // The official nginx image's model: the master (root) only reads the
-    // config and binds; the workers, which handle every request, drop to `nginx`.
-    const workers = lb.filter((p) => p.args.startsWith('nginx: worker'));
-    expect(workers.length).toBeGreaterThan(0);
-    for (const p of workers) expect(p.uid).not.toBe('0');
-    expect(lb.filter((p) => p.uid === '0').map((p) => p.args)).toEqual([expect.stringMatching(/^nginx: master process/)]);
+    // Not the official image's model (a root master, workers dropping to
+    // `nginx`): user 101:101 from the first process (docker-compose.yml).
+    expect(lb.filter((p) => p.args.startsWith('nginx: master process'))).toHaveLength(1);
+    expect(lb.filter((p) => p.args.startsWith('nginx: worker')).length).toBeGreaterThan(0);
+    for (const p of lb) expect(p.uid).toBe('101');
+    for (const p of [...web, ...admin, ...redis, ...lb]) expect(p.uid, p.args).not.toBe('0');
+  });
+
+  test('When the unprivileged lb is inspected, then it rendered its config on its tmpfs, and its processes have the open-file limit Docker granted', async () => {
+    const nofile = dockerTier().lbNofile ?? '65536';
+
+    const files = await formation.compose(['exec', '-T', 'lb', 'sh', '-c', 'id -u; ls /run/nginx; grep -h "Max open files" /proc/[0-9]*/limits || true']);
+    const [uid, ...rest] = files.stdout.trim().split('\n');
+    const limits = rest.filter((line) => line.startsWith('Max open files'));
+
+    expect(uid).toBe('101');
+    expect(rest).toEqual(expect.arrayContaining(['nginx.conf', 'nginx.pid', 'client_body', 'proxy']));
+    expect(limits.length).toBeGreaterThan(1);
+    for (const line of limits) expect(line.split(/\s+/).slice(3, 5)).toEqual([nofile, nofile]);
   });
 
   test('When requests pass, then `docker compose logs` shows one JSON line per request in web and in lb, with the request id nginx logged', async () => {
@@ -314,5 +343,17 @@ describe('disposability', () => {
     // web.stop_grace_period is 15 s; a replica that outlived it would exit 137.
     expect(stop.ms).toBeLessThan(15_000);
     recordFigure('docker compose stop web (4 replicas)', `${(stop.ms / 1000).toFixed(1)} s, every exit code 0`);
+  });
+
+  test('When docker compose stop lb runs, then the unprivileged nginx gets SIGQUIT, finishes gracefully and exits with code 0', async () => {
+    const [before] = await formation.containers('lb');
+
+    const stop = await formation.compose(['stop', 'lb'], 60_000);
+    const [after] = await formation.containers('lb');
+
+    expect(before).toMatchObject({ status: 'running' });
+    expect(after).toMatchObject({ id: before!.id, status: 'exited', exitCode: 0, oomKilled: false });
+    // Docker's default grace period is 10 s; a master it had to kill would exit 137.
+    expect(stop.ms).toBeLessThan(10_000);
   });
 });

@@ -23,6 +23,11 @@ interface Service {
   tmpfs?: string[];
   network_mode?: string;
   command?: string[];
+  user?: string;
+  read_only?: boolean;
+  cap_drop?: string[];
+  security_opt?: string[];
+  ulimits?: Record<string, unknown>;
   restart?: string;
   stop_grace_period?: string;
   depends_on?: Record<string, { condition: string }>;
@@ -157,7 +162,7 @@ describe('docker-compose.yml: a formation that scales', () => {
     expect(lb.LB_RESOLVER).toBe('resolver 127.0.0.11 valid=2s ipv6=off;');
   });
 
-  test('When the template is mounted for the image entrypoint, then it renders /etc/nginx/nginx.conf with only LB_ names substituted', () => {
+  test('When the template is mounted for the image entrypoint, then it renders the whole nginx.conf that the command loads, with only LB_ names substituted', () => {
     const lb = service('lb');
     const env = environment('lb');
     const mount = lb.volumes?.find((v) => v.startsWith('./lb/nginx.conf.template:'));
@@ -165,10 +170,37 @@ describe('docker-compose.yml: a formation that scales', () => {
 
     // The entrypoint writes <output dir>/<path below /etc/nginx/templates minus ".template">.
     const rendered = `${env.NGINX_ENVSUBST_OUTPUT_DIR}/${target.replace('/etc/nginx/templates/', '').replace(/\.template$/, '')}`;
+    const config = lb.command?.[lb.command.indexOf('-c') + 1];
 
     expect(mount).toMatch(/:ro$/);
-    expect(rendered).toBe('/etc/nginx/nginx.conf');
+    expect(rendered).toBe(`${env.NGINX_ENVSUBST_OUTPUT_DIR}/nginx.conf`);
+    expect(config).toBe(rendered);
     expect(env.NGINX_ENVSUBST_FILTER).toBe('^LB_');
+  });
+
+  test('When the lb service is read, then nginx runs as the image\'s unprivileged nginx user (101) from the start, writing only to a tmpfs that user owns', () => {
+    const lb = service('lb');
+    const env = environment('lb');
+    /** The tmpfs mounted at `dir`, with its options. */
+    const tmpfsAt = (dir: string | undefined) => {
+      const entry = lb.tmpfs?.find((t) => t.split(':')[0] === dir);
+      return entry === undefined ? undefined : Object.fromEntries((entry.split(':')[1] ?? '').split(',').map((o) => o.split('=')));
+    };
+
+    // No root master: the entrypoint and every nginx process run as 101:101.
+    expect(lb.user).toBe('101:101');
+    // The image's entrypoint runs its /docker-entrypoint.d steps (the
+    // templates envsubst) only when the command starts with `nginx`; nginx
+    // stays in the foreground as PID 1, and reports early errors on stderr,
+    // not in the compiled-in log file an unprivileged user may not open.
+    expect(lb.command).toEqual(['nginx', '-c', `${env.NGINX_ENVSUBST_OUTPUT_DIR}/nginx.conf`, '-e', 'stderr', '-g', 'daemon off;']);
+    // The rendered config, the pid file and the temp folders: one tmpfs, owned
+    // by that user, since the image's /etc/nginx and /var/cache/nginx are root's.
+    expect(env.LB_RUNTIME_DIR).toBe(env.NGINX_ENVSUBST_OUTPUT_DIR);
+    expect(tmpfsAt(env.LB_RUNTIME_DIR)).toMatchObject({ uid: '101', gid: '101', mode: '0700' });
+    expect(lb).toMatchObject({ read_only: true, cap_drop: ['ALL'], security_opt: ['no-new-privileges:true'] });
+    // Still granted by Docker, not raised by nginx (which it could not do unprivileged).
+    expect(lb.ulimits).toEqual({ nofile: { soft: '${LB_NOFILE:-65536}', hard: '${LB_NOFILE:-65536}' } });
   });
 
   test('When the template names a placeholder, then the lb service sets it (envsubst would silently leave it in)', () => {

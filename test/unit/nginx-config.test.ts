@@ -21,12 +21,22 @@ function withTempDir<T>(use: (dir: string) => Promise<T>): Promise<T> {
   return use(dir).finally(() => rmSync(dir, { recursive: true, force: true }));
 }
 
-/** `nginx -t` on a rendered config, with every path nginx writes inside dir. */
-async function nginxTest(dir: string, config: string): Promise<void> {
+/**
+ * `nginx -t` on a rendered config, with every path nginx writes inside dir.
+ * `args`: nginx's command-line arguments, whose `-c` is pointed at the file written here.
+ */
+async function nginxTest(dir: string, config: string, args: readonly string[] = ['-c', '', '-e', 'stderr']): Promise<void> {
   const confPath = path.join(dir, 'nginx.conf');
   writeFileSync(confPath, config);
-  await checkNginxConfig(requireExecutable('nginx'), ['-p', dir, '-c', confPath, '-e', 'stderr']);
+  const withConf = args.map((arg, i) => (args[i - 1] === '-c' ? confPath : arg));
+  expect(withConf).toContain(confPath);
+  await checkNginxConfig(requireExecutable('nginx'), ['-p', dir, ...withConf]);
 }
+
+const lbService = () =>
+  (parse(readFileSync(fromRoot('docker-compose.yml'), 'utf8'), { merge: true }) as {
+    services: { lb: { environment: Record<string, string>; command: string[] } };
+  }).services.lb;
 
 /**
  * The LB_* values docker-compose.yml gives the lb service, as Compose
@@ -34,11 +44,8 @@ async function nginxTest(dir: string, config: string): Promise<void> {
  * becomes the default.
  */
 function dockerLbValues(): Record<string, string> {
-  const compose = parse(readFileSync(fromRoot('docker-compose.yml'), 'utf8'), { merge: true }) as {
-    services: { lb: { environment: Record<string, string> } };
-  };
   return Object.fromEntries(
-    Object.entries(compose.services.lb.environment)
+    Object.entries(lbService().environment)
       .filter(([name]) => name.startsWith('LB_'))
       .map(([name, value]) => [name, value.replace(/\$\{[A-Z0-9_]+:-([^}]*)\}/g, '$1')]),
   );
@@ -92,23 +99,27 @@ describe('nginx -t on the rendered template', () => {
   // Debian's nginx here is 1.22; the image runs 1.27.3 or later. Only what 1.22
   // cannot load, or what exists only inside Docker, is substituted, and nothing
   // else: the ` resolve` server parameter (nginx >= 1.27.3), the host name `web`
-  // (Docker's DNS only) for 127.0.0.1, and LB_RUNTIME_DIR for a temp folder so
-  // nginx writes nothing outside it. The resolver line, worker settings, log
-  // format, timeouts and retry policy are checked exactly as Docker renders them.
-  test('When the template is rendered with docker-compose.yml\'s lb values, less `resolve`, with `web` as 127.0.0.1 and a temp runtime dir (what nginx 1.22 here cannot load), then nginx accepts it', async () => {
+  // (Docker's DNS only) for 127.0.0.1, LB_RUNTIME_DIR (the container's tmpfs)
+  // for a temp folder so nginx writes nothing outside it, and the path after
+  // the command's -c for the file written there. The resolver line, worker
+  // settings, log format, timeouts, retry policy and the lb command's other
+  // switches (-e stderr, -g "daemon off;") are checked exactly as Docker runs them.
+  test('When the template is rendered with docker-compose.yml\'s lb values and checked with its command, less `resolve`, with `web` as 127.0.0.1 and a temp runtime dir (what nginx 1.22 here cannot load), then nginx accepts it', async () => {
     await withTempDir(async (dir) => {
       const docker = dockerLbValues();
+      const [binary, ...args] = lbService().command;
       const upstream = docker.LB_UPSTREAM_SERVERS ?? '';
       expect(upstream).toBe(`server web:3000 resolve ${UPSTREAM_SERVER_PARAMS};`);
+      expect(binary).toBe('nginx');
       const loadable = { ...docker, LB_UPSTREAM_SERVERS: upstream.replace(' resolve', '').replace('server web:', 'server 127.0.0.1:'), LB_RUNTIME_DIR: dir };
 
       const config = renderTemplate(template, loadable);
-      await nginxTest(dir, config);
+      await nginxTest(dir, config, args);
 
       expect(directives(config)).toContain('resolver 127.0.0.11 valid=2s ipv6=off;');
       expect(directives(config)).toContain(`server 127.0.0.1:3000 ${UPSTREAM_SERVER_PARAMS};`);
-      // No `user` line: the image's workers run as its compiled-in `nginx` user.
-      // If one is added, map it to a local user here the same way.
+      // No `user` line: the container's nginx runs unprivileged (uid 101) and
+      // cannot switch users; a `user` line would only print a warning.
       expect(directives(config)).not.toMatch(/^\s*user\s/m);
     });
   });
