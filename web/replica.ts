@@ -25,6 +25,22 @@ const redisStore: StoreFactory = (redis, config) =>
     idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
   });
 
+/** Resolves true once the client is connected, or false after `timeoutMs`. */
+function redisReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      resolve(false);
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    redis.once('ready', onReady);
+  });
+}
+
 /** Builds one replica from validated config, binds its port and registers graceful shutdown. */
 export async function startReplica(config: Config, createStore: StoreFactory = redisStore): Promise<Replica> {
   const logger = createLogger(config);
@@ -44,6 +60,12 @@ export async function startReplica(config: Config, createStore: StoreFactory = r
   // or it closes a socket just as Nginx sends on it (a sporadic 502).
   server.keepAliveTimeout = config.KEEP_ALIVE_TIMEOUT_MS;
   server.headersTimeout = config.KEEP_ALIVE_TIMEOUT_MS + 1_000;
+
+  // Opening the listener puts the replica into nginx's rotation (nginx does
+  // not poll /readyz), so connect to Redis first: a replica listening before
+  // it can count would answer its first visits with 503. If Redis is down,
+  // listen anyway after a few seconds, and answer 503 until it returns.
+  if (!(await redisReady(redis, 5_000))) logger.warn('redis not ready after 5 s; listening anyway');
 
   try {
     await new Promise<void>((resolve, reject) => {

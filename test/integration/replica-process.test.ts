@@ -81,7 +81,8 @@ describe('the replica process (node dist/web/server.js)', () => {
   test('When Redis is unreachable, then visits get a fast 503, it stays up, and it recovers by itself when Redis appears', async () => {
     const redisPort = await getPort({ host: '127.0.0.1' });
     const r = await replica({ REDIS_URL: `redis://127.0.0.1:${redisPort}`, COUNTER_KEY: 'test:unreachable' });
-    await waitFor('listening', () => httpOk(`${r.url}/healthz`), 5_000); // alive, though not ready
+    // Without Redis it waits 5 s for it, then listens anyway: alive, though not ready.
+    await waitFor('listening', () => httpOk(`${r.url}/healthz`), 10_000);
     const began = performance.now();
 
     const during = await fetch(`${r.url}/`, { headers: { accept: 'application/json' } });
