@@ -25,7 +25,6 @@ export const dockerCommands = {
   start: (o: FormationOptions) => compose(o, ['up', '--build', '--detach', '--wait', ...scale(o)]),
   stop: (o: FormationOptions) => compose(o, ['down']),
   status: (o: FormationOptions) => compose(o, ['ps']),
-  logs: (o: FormationOptions) => compose(o, ['logs', '--follow', '--tail', '100']),
   resetCount: (o: FormationOptions, value = '0') => compose(o, ['--profile', 'admin', 'run', '--rm', 'admin', 'node', 'dist/admin/reset-count.js', value]),
   // One replica at a time, so the others keep serving (`docker compose restart
   // web` would stop them all at once). `docker restart` stops with the
