@@ -7,7 +7,7 @@ export REPLICAS LB_PORT MODE
 
 NODE_MODULES := node_modules/.package-lock.json
 BUILD_STAMP  := dist/.built
-SOURCES      := $(shell find web admin formation -name '*.ts' -not -name '*.test.ts' 2>/dev/null) tsconfig.json tsconfig.build.json
+SOURCES      := $(shell find web admin formation loadtest -name '*.ts' -not -name '*.test.ts' -not -path 'loadtest/k6/*' 2>/dev/null) tsconfig.json tsconfig.build.json
 CLI          := node dist/formation/cli.js
 
 .DEFAULT_GOAL := help
