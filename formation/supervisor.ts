@@ -47,7 +47,6 @@ export class Service {
   crashes = 0;
   /** How the last process ended, and when (Date.now()). */
   lastExit: { code: number | null; signal: NodeJS.Signals | null; at: number } | undefined;
-  restarts = 0;
   private stopping = false;
   private failures = 0;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -99,10 +98,7 @@ export class Service {
         const delay = Math.min(BACKOFF_FIRST_MS * 2 ** this.failures, BACKOFF_MAX_MS);
         this.failures += 1;
         this.sink(name, `exited (code ${code}, signal ${signal}); restarting in ${delay} ms`);
-        this.restartTimer = setTimeout(() => {
-          this.restarts += 1;
-          this.start();
-        }, delay);
+        this.restartTimer = setTimeout(() => this.start(), delay);
       });
     });
   }
