@@ -76,10 +76,10 @@ export function createApp({ store, replicaId, logger, lifecycle }: AppDeps) {
     res.type(format).end();
   });
   app.get('/', async (req, res) => {
-    res.setHeader('Vary', 'Accept');
     // API clients and load tests send exactly this; anything else is negotiated.
     const format = req.headers.accept === 'application/json' ? 'json' : (req.accepts(['html', 'json']) as 'html' | 'json' | false);
-    if (!format) return void res.status(406).json({ error: 'acceptable types: text/html, application/json' });
+    // reply() sets Vary on the counting answer; the refusal needs it too.
+    if (!format) return void res.status(406).set('Vary', 'Accept').json({ error: 'acceptable types: text/html, application/json' });
     await countAndReply(req, res, format);
   });
   app.all('/', methodNotAllowed('GET, HEAD'));
