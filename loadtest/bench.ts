@@ -1,13 +1,16 @@
 // `make bench`: scaling and overhead figures, measured side by side in one run
 // on this machine, printed as ratios, with what limited each figure.
 //   DURATION (s per figure, default 10), CONNECTIONS (default 100)
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { Redis } from 'ioredis';
 import path from 'node:path';
 import Table from 'cli-table3';
 import { z } from 'zod';
 import { startLocalFormation, type LocalFormation } from '../formation/local-formation.js';
 import { fromRoot } from '../formation/paths.js';
-import { integer, parseEnv } from '../web/config.js';
+import { integer, loadConfig, parseEnv } from '../web/config.js';
+import { requestKey } from '../web/counter-store.js';
 import { fire, latencyOf, requestsPerSecond, type CannonOptions } from './cannon.js';
 import { measureCpu, withChildren } from './cpu.js';
 import { machine, RESULTS_DIR } from './report.js';
@@ -30,6 +33,7 @@ interface Figure {
 }
 
 const figures: Figure[] = [];
+let recordBytes = Number.NaN;
 
 async function withFormation<T>(replicas: number, replicaCommand: readonly string[] | undefined, use: (f: LocalFormation) => Promise<T>) {
   await mkdir(fromRoot('.run'), { recursive: true });
@@ -113,6 +117,28 @@ async function atHalfOfPeak(formation: LocalFormation, peakRps: number) {
   figure.note = `${best!.connections} connections`;
 }
 
+/**
+ * Redis memory per idempotency record, as the replicas write them (key
+ * `<COUNTER_KEY>:req:<32 hex digits>`, a 7-digit number, a TTL): 100 000
+ * written, used_memory compared.
+ */
+async function idempotencyRecordBytes(formation: LocalFormation, counterKey: string): Promise<number> {
+  const redis = new Redis(formation.redisUrl);
+  try {
+    const used = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
+    const before = await used();
+    const n = 100_000;
+    for (let i = 0; i < n; i += 1_000) {
+      const batch = redis.pipeline();
+      for (let j = 0; j < 1_000; j++) batch.set(requestKey(counterKey, randomBytes(16).toString('hex')), 1_000_000 + i + j, 'EX', 60);
+      await batch.exec();
+    }
+    return ((await used()) - before) / n;
+  } finally {
+    redis.disconnect();
+  }
+}
+
 const json = { accept: 'application/json' };
 const visit = (url: string, headers: Record<string, string> = json): CannonOptions => ({ url, headers });
 
@@ -123,6 +149,7 @@ await withFormation(4, undefined, async (f) => {
   await measure('1 replica direct, exactly-once', f, { ...visit(f.replicas[0]!.url, { ...json, 'x-request-id': '[<id>]' }), idReplacement: true });
   await measure('1 replica direct, plain INCR', f, visit(f.replicas[0]!.url));
   await atHalfOfPeak(f, peak.requestsPerSecond);
+  recordBytes = await idempotencyRecordBytes(f, loadConfig({}).COUNTER_KEY);
 });
 await withFormation(2, undefined, async (f) => {
   await warmUp(f, f.lbUrl);
@@ -162,14 +189,17 @@ const ratioTable = new Table({ head: ['ratio', 'value'] });
 for (const [label, value] of ratios) ratioTable.push([label, value.toFixed(2)]);
 
 const m = machine();
+const ttl = loadConfig({}).IDEMPOTENCY_TTL_SECONDS;
 process.stdout.write(
   `make bench: ${options.DURATION} s per figure at ${options.CONNECTIONS} connections; ${m.cpus} CPUs (${m.cpuModel}), Node ${m.node}\n` +
     `CPU columns are cores in use (1.00 = one core busy the whole run); CPU-ms/req sums every process.\n` +
     `${table.toString()}\n${ratioTable.toString()}\n` +
     `target: 4-replica formation >= 60% of the bare node:http formation: ${(target60 * 100).toFixed(0)}% ${target60 >= 0.6 ? 'MET' : 'NOT MET'}\n` +
-    `target: p99 < 10 ms at half of peak: ${halfPeakP99} ms ${halfPeakP99 < 10 ? 'MET' : 'NOT MET'}\n`,
+    `target: p99 < 10 ms at half of peak: ${halfPeakP99} ms ${halfPeakP99 < 10 ? 'MET' : 'NOT MET'}\n` +
+    `idempotency record: ${recordBytes.toFixed(0)} B in Redis; at 10 000 visits/s kept ${ttl} s: ` +
+    `${((recordBytes * 10_000 * ttl) / 1e6).toFixed(0)} MB\n`,
 );
 await mkdir(RESULTS_DIR, { recursive: true });
 const file = path.join(RESULTS_DIR, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-await writeFile(file, `${JSON.stringify({ machine: m, options, figures, ratios: Object.fromEntries(ratios) }, null, 2)}\n`);
+await writeFile(file, `${JSON.stringify({ machine: m, options, figures, ratios: Object.fromEntries(ratios), idempotencyRecordBytes: recordBytes }, null, 2)}\n`);
 process.stdout.write(`report: ${file}\n`);
