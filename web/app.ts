@@ -5,6 +5,7 @@ import type { CounterStore } from './counter-store.js';
 import { createErrorHandler, methodNotAllowed, notFound } from './error-handler.js';
 import { renderPage } from './page.js';
 import { createRequestLog } from './request-log.js';
+import type { RequestStats } from './supervisor-channel.js';
 
 export interface Lifecycle {
   /** True once shutdown began: readiness fails and connections are not kept alive. */
@@ -16,6 +17,8 @@ export interface AppDeps {
   replicaId: string;
   logger: Logger;
   lifecycle: Lifecycle;
+  /** Counted per request for the local supervisor's traffic line (web/supervisor-channel.ts). */
+  stats?: RequestStats;
 }
 
 // Nginx's $request_id is 32 hex digits; direct callers may send a UUID.
@@ -49,7 +52,7 @@ function reply(res: ServerResponse, contentType: string, body: string) {
 }
 
 /** Builds the Express app. It never listens: web/server.ts does (and tests may). */
-export function createApp({ store, replicaId, logger, lifecycle }: AppDeps) {
+export function createApp({ store, replicaId, logger, lifecycle, stats }: AppDeps) {
   const app = express();
   app.disable('x-powered-by');
   // Every counting response is unique: an ETag would only cost a hash.
@@ -57,7 +60,7 @@ export function createApp({ store, replicaId, logger, lifecycle }: AppDeps) {
   // No route reads a query string: don't parse one on every request.
   app.set('query parser', false);
 
-  app.use(createRequestLog(logger, replicaId, lifecycle));
+  app.use(createRequestLog(logger, replicaId, lifecycle, stats));
 
   const replicaJson = JSON.stringify(replicaId);
   const countAndReply = async (req: Request, res: Response, format: 'html' | 'json') => {

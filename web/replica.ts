@@ -7,6 +7,7 @@ import { createRedisCounterStore, type CounterStore } from './counter-store.js';
 import { createLogger } from './logger.js';
 import { createRedisClient } from './redis-client.js';
 import { registerShutdown } from './shutdown.js';
+import { connectSupervisorChannel, type RequestStats } from './supervisor-channel.js';
 
 export interface Replica {
   server: Server;
@@ -52,8 +53,10 @@ export async function startReplica(config: Config, createStore: StoreFactory = r
     },
     logger,
   );
+  const stats: RequestStats = { requests: 0, non2xx: 0 };
+  connectSupervisorChannel(redis, stats);
   const lifecycle: Lifecycle = { draining: false };
-  const app = createApp({ store: createStore(redis, config), replicaId: config.REPLICA_ID, logger, lifecycle });
+  const app = createApp({ store: createStore(redis, config), replicaId: config.REPLICA_ID, logger, lifecycle, stats });
 
   const server = createServer(app);
   // Nginx closes idle upstream connections after 60 s; Node must wait longer,
