@@ -39,6 +39,11 @@ function snapshot(formation: LocalFormation, logDir: string): FormationState {
     redisUrl: formation.redisUrl,
     adminRedisUrl: formation.adminRedisUrl,
     replicas: formation.replicas.map((r) => ({ id: r.id, port: r.port, pid: r.service.pid })),
+    processes: Object.fromEntries(
+      [formation.redis, ...formation.replicas.map((r) => r.service), formation.nginx].flatMap((service) =>
+        service ? [[service.spec.name, service.pid]] : [],
+      ),
+    ),
     logDir,
     startedAt: new Date().toISOString(),
     rollingRestarts: 0,

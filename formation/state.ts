@@ -28,6 +28,8 @@ export interface FormationState {
   /** What `make reset-count` uses: the admin user's URL. */
   adminRedisUrl: string;
   replicas: { id: string; port: number; pid: number | undefined }[];
+  /** Every process the supervisor started, by name, as first started (restarts change them). */
+  processes: Record<string, number | undefined>;
   logDir: string;
   startedAt: string;
   /** Completed rolling restarts (`make restart`), so a caller can wait for the next. */
