@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { createForeground } from './foreground.js';
 import { startLocalFormation, type LocalFormation } from './local-formation.js';
@@ -9,6 +8,7 @@ import { followLogs } from './log-files.js';
 import type { FormationOptions } from './options.js';
 import { fromRoot } from './paths.js';
 import { ensurePrerequisites } from './prerequisites.js';
+import { waitFor } from './wait.js';
 import {
   isOurSupervisor,
   logDirFor,
@@ -147,14 +147,16 @@ export async function startLocal(options: FormationOptions): Promise<number> {
   let exited = false;
   child.once('exit', () => (exited = true));
   child.unref();
-  const deadline = Date.now() + 60_000;
-  while (!readLiveState(options.LB_PORT)) {
-    if (exited || Date.now() > deadline) {
-      say(`the formation did not start; the end of ${logFile}:\n${tail(logFile, 15)}`);
-      if (!exited) process.kill(child.pid!, 'SIGTERM');
-      return 1;
-    }
-    await sleep(100);
+  try {
+    // Done when its state is written (it is ready), or failed when it exits first.
+    await waitFor(`the formation on port ${options.LB_PORT}`, async () => exited || readLiveState(options.LB_PORT) !== undefined, 60_000, 100);
+  } catch {
+    // timed out: reported below
+  }
+  if (exited || !readLiveState(options.LB_PORT)) {
+    say(`the formation did not start; the end of ${logFile}:\n${tail(logFile, 15)}`);
+    if (!exited) process.kill(child.pid!, 'SIGTERM');
+    return 1;
   }
   const state = readLiveState(options.LB_PORT)!;
   print(
@@ -173,13 +175,11 @@ export async function stopLocal(options: FormationOptions): Promise<number> {
     return 0;
   }
   process.kill(state.pid, 'SIGTERM');
-  const deadline = Date.now() + 45_000;
-  while (isOurSupervisor(state.pid, state.pidStartedAt)) {
-    if (Date.now() > deadline) {
-      say(`the formation (pid ${state.pid}) did not stop within 45 s`);
-      return 1;
-    }
-    await sleep(100);
+  try {
+    await waitFor(`the formation (pid ${state.pid}) to stop`, async () => !isOurSupervisor(state.pid, state.pidStartedAt), 45_000, 100);
+  } catch (error) {
+    say((error as Error).message);
+    return 1;
   }
   say(`stopped the formation on port ${options.LB_PORT}`);
   return 0;
@@ -196,17 +196,26 @@ export async function restartLocal(options: FormationOptions): Promise<number> {
   print(`restarting ${state.replicas.length} replicas one at a time; each must be back in rotation before the next`);
   const deadline = Date.now() + 60_000 * state.replicas.length;
   let shown = 0;
-  for (;;) {
-    await sleep(100);
-    const now = readLiveState(options.LB_PORT);
-    if (!now || Date.now() > deadline) {
-      say(`the rolling restart did not finish; see ${makeCommand('logs', options.LB_PORT)}`);
-      return 1;
-    }
-    const steps = now.restart?.steps ?? [];
-    for (const { replica, phase } of steps.slice(shown)) print(`${replica}: ${phase}`);
-    shown = Math.max(shown, steps.length);
-    if (now.rollingRestarts > state.rollingRestarts) break;
+  let now: FormationState | undefined = state;
+  try {
+    await waitFor(
+      'the rolling restart',
+      async () => {
+        now = readLiveState(options.LB_PORT);
+        const steps = now?.restart?.steps ?? [];
+        for (const { replica, phase } of steps.slice(shown)) print(`${replica}: ${phase}`);
+        shown = Math.max(shown, steps.length);
+        return !now || now.rollingRestarts > state.rollingRestarts;
+      },
+      60_000 * state.replicas.length,
+      100,
+    );
+  } catch {
+    now = undefined;
+  }
+  if (!now) {
+    say(`the rolling restart did not finish; see ${makeCommand('logs', options.LB_PORT)}`);
+    return 1;
   }
   print('every replica restarted; the load balancer kept serving throughout');
   return 0;

@@ -1,9 +1,11 @@
 import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import getPort from 'get-port';
 import { Redis } from 'ioredis';
@@ -153,5 +155,34 @@ describe('make start / stop / reset-count / restart in local mode', () => {
     expect(refused?.code).toBe(2);
     expect(refused?.stderr).toContain(`a local formation runs on port ${port}: stop it first`);
     expect(existsSync(marker)).toBe(true);
+  });
+
+  test('When make up VERBOSE=1 runs and make stop comes from a second terminal, then request lines show live and make up ends with 0', async () => {
+    const port = await getPort({ host: '127.0.0.1' });
+    startedPorts.push(port);
+    const up = spawn('make', ['--no-print-directory', 'up', `LB_PORT=${port}`, 'REPLICAS=2', 'VERBOSE=1'], {
+      env: { ...process.env, MODE: 'local', ENV_FILE: emptyEnvFile },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const lines: string[] = [];
+    createInterface({ input: up.stdout! }).on('line', (line) => lines.push(line));
+    const exited = once(up, 'exit');
+
+    try {
+      await waitFor('the ready line', async () => lines.some((line) => line.startsWith('headcount is ready: ')), 60_000, 100);
+      const visit = await fetch(`http://127.0.0.1:${port}/api/visits`, { method: 'POST' });
+      const replica = visit.headers.get('x-replica')!;
+      await waitFor('the request lines', async () => lines.some((line) => line.startsWith(`${replica.padEnd(7)} | `) && line.includes('"url":"/api/visits"')), 10_000, 100);
+      const { stderr } = await make('stop', { LB_PORT: port });
+      const [code] = await exited;
+
+      expect(lines.some((line) => line.startsWith('nginx   | {') && line.includes('"uri":"/api/visits"'))).toBe(true);
+      expect(stderr).toContain(`stopped the formation on port ${port}`);
+      expect(code).toBe(0);
+      expect(lines.at(-1)).toBe('stopped');
+    } finally {
+      if (up.exitCode === null && up.signalCode === null) process.kill(-up.pid!, 'SIGINT');
+    }
   });
 });
