@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { integer, parseEnv } from '../web/config.js';
+import { integer, parseEnv } from '../web/env.js';
 import { fromRoot } from './paths.js';
 
 export const TEMPLATE_PATH = fromRoot('lb/nginx.conf.template');

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { z } from 'zod';
-import { integer, parseEnv } from '../web/config.js';
+import { integer, parseEnv } from '../web/env.js';
 
 const schema = z.object({
   MODE: z.enum(['auto', 'local', 'docker']).default('auto'),
