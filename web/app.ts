@@ -3,13 +3,9 @@ import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { CounterStore } from './counter-store.js';
 import { createErrorHandler, methodNotAllowed, notFound } from './error-handler.js';
+import { closeConnectionsWhenDraining, type Lifecycle } from './lifecycle.js';
 import { renderPage } from './page.js';
 import { createRequestLog } from './request-log.js';
-
-export interface Lifecycle {
-  /** True once shutdown began: readiness fails and connections are not kept alive. */
-  draining: boolean;
-}
 
 export interface AppDeps {
   store: CounterStore;
@@ -57,7 +53,8 @@ export function createApp({ store, replicaId, logger, lifecycle }: AppDeps) {
   // No route reads a query string: don't parse one on every request.
   app.set('query parser', false);
 
-  app.use(createRequestLog(logger, replicaId, lifecycle));
+  app.use(createRequestLog(logger, replicaId));
+  app.use(closeConnectionsWhenDraining(lifecycle));
 
   const replicaJson = JSON.stringify(replicaId);
   const countAndReply = async (req: Request, res: Response, format: 'html' | 'json') => {

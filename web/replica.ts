@@ -1,9 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { createApp, type Lifecycle } from './app.js';
+import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { createRedisCounterStore, type CounterStore } from './counter-store.js';
+import { createLifecycle } from './lifecycle.js';
 import { createLogger } from './logger.js';
 import { createRedisClient } from './redis-client.js';
 import { registerShutdown } from './shutdown.js';
@@ -52,7 +53,7 @@ export async function startReplica(config: Config, createStore: StoreFactory = r
     },
     logger,
   );
-  const lifecycle: Lifecycle = { draining: false };
+  const lifecycle = createLifecycle();
   const app = createApp({ store: createStore(redis, config), replicaId: config.REPLICA_ID, logger, lifecycle });
 
   const server = createServer(app);
