@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { CounterStore } from './counter-store.js';
 import { createErrorHandler, methodNotAllowed, notFound } from './error-handler.js';
 import { closeConnectionsWhenDraining, type Lifecycle } from './lifecycle.js';
-import { renderPage } from './page.js';
+import { createPage } from './page.js';
 import { createRequestLog } from './request-log.js';
 
 export interface AppDeps {
@@ -57,10 +57,11 @@ export function createApp({ store, replicaId, logger, lifecycle }: AppDeps) {
   app.use(closeConnectionsWhenDraining(lifecycle));
 
   const replicaJson = JSON.stringify(replicaId);
+  const renderPage = createPage(replicaId);
   const countAndReply = async (req: Request, res: Response, format: 'html' | 'json') => {
     const count = await store.countVisit(requestIdOf(req));
     if (format === 'json') reply(res, 'application/json; charset=utf-8', `{"count":${count},"replica":${replicaJson}}`);
-    else reply(res, 'text/html; charset=utf-8', renderPage({ count, replica: replicaId }));
+    else reply(res, 'text/html; charset=utf-8', renderPage(count));
   };
 
   // HEAD gets GET's headers and counts nothing. Registered before GET, because
