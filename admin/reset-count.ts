@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { config as loadDotenv } from 'dotenv';
 import { loadConfig } from '../web/config.js';
-import { createRedisCounterStore } from '../web/counter-store.js';
+import { createCounterStore } from '../web/counter-store.js';
 import { createLogger } from '../web/logger.js';
 import { createRedisClient } from '../web/redis-client.js';
 import { failStartup } from '../web/startup-error.js';
@@ -29,11 +29,7 @@ const redis = createRedisClient(
 try {
   // The client fails fast rather than queueing, so wait for the connection first.
   if (redis.status !== 'ready') await once(redis, 'ready', { signal: AbortSignal.timeout(5_000) });
-  const store = createRedisCounterStore(redis, {
-    counterKey: config.COUNTER_KEY,
-    idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
-  });
-  const { previous, current } = await store.reset(Number(arg));
+  const { previous, current } = await createCounterStore(redis, config).reset(Number(arg));
   process.stdout.write(`reset ${config.COUNTER_KEY}: ${previous} -> ${current}\n`);
   await redis.quit();
 } catch (error) {

@@ -1,7 +1,7 @@
 import express, { type Request, type Response } from 'express';
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { CounterStore } from './counter-store.js';
+import { StoreRefusedError, StoreUnavailableError, type CounterStore } from './counter-store.js';
 import { createErrorHandler, methodNotAllowed, notFound } from './error-handler.js';
 import { closeConnectionsWhenDraining, type Lifecycle } from './lifecycle.js';
 import { createPage } from './page.js';
@@ -22,7 +22,9 @@ class BadRequest extends Error {
 }
 
 function requestIdOf(req: Request): string | undefined {
-  const id = req.headers['x-request-id'];
+  // Node's types allow an array, but Node joins every repeated header except
+  // Set-Cookie into one string.
+  const id = req.headers['x-request-id'] as string | undefined;
   if (id === undefined || REQUEST_ID.test(id)) return id;
   // Node joins a repeated X-Request-Id into one value ("a, b"), which the
   // pattern rejects; only then ask for the header lines as sent, so the hot
@@ -106,8 +108,11 @@ export function createApp({ store, replicaId, logger, lifecycle }: AppDeps) {
     try {
       await store.ping();
       res.json({ status: 'ready' });
-    } catch {
-      res.status(503).set('Retry-After', '1').json({ status: 'redis unavailable' });
+    } catch (error) {
+      // Says why, in Redis's words: an operator reads this first.
+      if (error instanceof StoreRefusedError) res.status(503).json({ status: 'redis refuses', code: error.code, cause: error.reason });
+      else if (error instanceof StoreUnavailableError) res.status(503).set('Retry-After', '1').json({ status: 'redis unavailable', code: error.code });
+      else throw error;
     }
   });
   app.all('/readyz', methodNotAllowed('GET, HEAD'));
