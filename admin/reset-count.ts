@@ -22,14 +22,13 @@ try {
   failStartup(error);
 }
 const logger = createLogger({ ...config, LOG_LEVEL: 'warn' });
-const redis = createRedisClient(
-  { url: config.REDIS_URL, commandTimeoutMs: Math.max(config.REDIS_COMMAND_TIMEOUT_MS, 2_000), connectionName: 'headcount-admin' },
-  logger,
-);
+// A person waits for this one command: give Redis longer than a visit gets.
+const commandTimeoutMs = Math.max(config.REDIS_COMMAND_TIMEOUT_MS, 2_000);
+const redis = createRedisClient({ url: config.REDIS_URL, commandTimeoutMs, connectionName: 'headcount-admin' }, logger);
 try {
   // The client fails fast rather than queueing, so wait for the connection first.
   if (redis.status !== 'ready') await once(redis, 'ready', { signal: AbortSignal.timeout(5_000) });
-  const { previous, current } = await createCounterStore(redis, config).reset(Number(arg));
+  const { previous, current } = await createCounterStore(redis, { ...config, REDIS_COMMAND_TIMEOUT_MS: commandTimeoutMs }).reset(Number(arg));
   process.stdout.write(`reset ${config.COUNTER_KEY}: ${previous} -> ${current}\n`);
   await redis.quit();
 } catch (error) {

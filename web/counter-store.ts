@@ -81,6 +81,13 @@ declare module 'ioredis' {
 export interface RedisCounterOptions {
   counterKey: string;
   idempotencyTtlSeconds: number;
+  /**
+   * How long a caller waits for any one operation, from the moment it asks.
+   * The client's own commandTimeout starts only when a command is written, and
+   * with auto-pipelining a command waits for the batch before it: against a
+   * hung Redis the second batch took two timeouts (measured: 510 ms at 250 ms).
+   */
+  deadlineMs: number;
 }
 
 /** The key under which a request id's visitor number is remembered. */
@@ -90,11 +97,18 @@ export const requestKey = (counterKey: string, requestId: string) => `${counterK
 export const REFUSAL_MEMORY_MS = 10_000;
 
 /** The counter every process uses (replicas, the admin task, test replicas), configured the one way. */
-export const createCounterStore = (redis: Redis, config: Pick<Config, 'COUNTER_KEY' | 'IDEMPOTENCY_TTL_SECONDS'>): CounterStore =>
-  createRedisCounterStore(redis, { counterKey: config.COUNTER_KEY, idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS });
+export const createCounterStore = (
+  redis: Redis,
+  config: Pick<Config, 'COUNTER_KEY' | 'IDEMPOTENCY_TTL_SECONDS' | 'REDIS_COMMAND_TIMEOUT_MS'>,
+): CounterStore =>
+  createRedisCounterStore(redis, {
+    counterKey: config.COUNTER_KEY,
+    idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
+    deadlineMs: config.REDIS_COMMAND_TIMEOUT_MS,
+  });
 
 export function createRedisCounterStore(redis: Redis, options: RedisCounterOptions): CounterStore {
-  const { counterKey, idempotencyTtlSeconds } = options;
+  const { counterKey, idempotencyTtlSeconds, deadlineMs } = options;
   // defineCommand sends EVALSHA and falls back to EVAL after a Redis restart
   // emptied the script cache, so the script is never sent twice per call.
   redis.defineCommand('headcountCountOnce', { numberOfKeys: 2, lua: COUNT_ONCE });
@@ -118,12 +132,20 @@ export function createRedisCounterStore(redis: Redis, options: RedisCounterOptio
   };
 
   const guard = async <T>(command: () => Promise<T>): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Command timed out (no answer within ${deadlineMs} ms)`)), deadlineMs);
+    });
     try {
-      const result = await command();
+      // A command given up on may still run later; an increment that lands
+      // so keeps its request id, and a retry finds it there.
+      const result = await Promise.race([command(), deadline]);
       loginRefused = undefined;
       return result;
     } catch (error) {
       throw toStoreError(error);
+    } finally {
+      clearTimeout(timer);
     }
   };
 

@@ -11,7 +11,7 @@ const silent = pino({ level: 'silent' });
 const client = (url: string) => createRedisClient({ url, commandTimeoutMs: 250, connectionName: 'test' }, silent);
 const ready = (redis: Redis) => waitFor('redis client ready', async () => redis.status === 'ready', 5_000);
 const storeOn = (redis: Redis, counterKey = `test:${randomUUID()}`) =>
-  createRedisCounterStore(redis, { counterKey, idempotencyTtlSeconds: 60 });
+  createRedisCounterStore(redis, { counterKey, idempotencyTtlSeconds: 60, deadlineMs: 250 });
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe('the Redis counter store', () => {
