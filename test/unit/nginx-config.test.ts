@@ -110,15 +110,15 @@ describe('nginx -t on the rendered template', () => {
       const docker = dockerLbValues();
       const [binary, ...args] = lbService().command;
       const upstream = docker.LB_UPSTREAM_SERVERS ?? '';
-      expect(upstream).toBe(`server web:3000 resolve ${UPSTREAM_SERVER_PARAMS};`);
+      expect(upstream).toBe(`server web:3000 resolve ${UPSTREAM_SERVER_PARAMS}; server web:3000 resolve ${BACKUP_SERVER_PARAMS};`);
       expect(binary).toBe('nginx');
-      const loadable = { ...docker, LB_UPSTREAM_SERVERS: upstream.replace(' resolve', '').replace('server web:', 'server 127.0.0.1:'), LB_RUNTIME_DIR: dir };
+      const loadable = { ...docker, LB_UPSTREAM_SERVERS: upstream.replaceAll(' resolve', '').replaceAll('server web:', 'server 127.0.0.1:'), LB_RUNTIME_DIR: dir };
 
       const config = renderTemplate(template, loadable);
       await nginxTest(dir, config, args);
 
       expect(directives(config)).toContain('resolver 127.0.0.11 valid=2s ipv6=off;');
-      expect(directives(config)).toContain(`server 127.0.0.1:3000 ${UPSTREAM_SERVER_PARAMS};`);
+      expect(directives(config)).toContain(`server 127.0.0.1:3000 ${UPSTREAM_SERVER_PARAMS}; server 127.0.0.1:3000 ${BACKUP_SERVER_PARAMS};`);
       // No `user` line: the container's nginx runs unprivileged (uid 101) and
       // cannot switch users; a `user` line would only print a warning.
       expect(directives(config)).not.toMatch(/^\s*user\s/m);
