@@ -22,13 +22,12 @@ class BadRequest extends Error {
 }
 
 function requestIdOf(req: Request): string | undefined {
-  // Node's types allow an array, but Node joins every repeated header except
-  // Set-Cookie into one string.
+  // Never an array, whatever the types say: Node joins a repeated header
+  // (all but Set-Cookie) into one value, "a, b", which the pattern rejects.
+  // Only then ask for the header lines as sent, so the hot path never builds
+  // headersDistinct.
   const id = req.headers['x-request-id'] as string | undefined;
   if (id === undefined || REQUEST_ID.test(id)) return id;
-  // Node joins a repeated X-Request-Id into one value ("a, b"), which the
-  // pattern rejects; only then ask for the header lines as sent, so the hot
-  // path never builds headersDistinct.
   if ((req.headersDistinct['x-request-id']?.length ?? 0) > 1) throw new BadRequest('X-Request-Id must be given once');
   throw new BadRequest('X-Request-Id must be 8-128 letters, digits, "_" or "-"');
 }
