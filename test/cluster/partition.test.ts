@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -22,8 +25,10 @@ describe('one replica cut off from Redis', () => {
   let redis: TestRedis | undefined;
   let proxy: TcpProxy | undefined;
   let formation: TestFormation | undefined;
+  let ownUrls: string | undefined;
   afterEach(async () => {
     await formation?.destroy();
+    if (ownUrls) await rm(ownUrls, { recursive: true, force: true });
     await proxy?.close();
     await redis?.destroy();
   });
@@ -46,11 +51,13 @@ describe('one replica cut off from Redis', () => {
       redis = await startTestRedis();
       proxy = await startTcpProxy(redis.port);
       const counterKey = `test:partition:${randomUUID()}`;
+      ownUrls = await mkdtemp(path.join(tmpdir(), 'headcount-own-redis-'));
+      await writeFile(path.join(ownUrls, 'web-2'), `redis://127.0.0.1:${proxy.port}`);
       formation = await startTestFormation({
         replicas: 4,
         redisUrl: redis.url,
         replicaCommand: ownRedisReplica,
-        replicaEnv: { COUNTER_KEY: counterKey, OWN_REDIS_URL_web_2: `redis://127.0.0.1:${proxy.port}` },
+        replicaEnv: { COUNTER_KEY: counterKey, OWN_REDIS_URL_DIR: ownUrls },
       });
       const cutOff = formation.replicas[1]!;
       const before = await readCount(formation.lbUrl);

@@ -1,7 +1,10 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { waitFor } from '../../formation/wait.js';
-import { startTestFormation, type TestFormation } from '../support/formation.js';
+import { startTestFormation, visitAll, type TestFormation } from '../support/formation.js';
 import { spawnReplica, type ReplicaProcess } from '../support/replica-process.js';
 
 type LogLine = { level?: number; msg?: string; code?: string; cause?: string };
@@ -82,5 +85,49 @@ describe('Redis refuses the web user', () => {
     } finally {
       await replica?.kill();
     }
+  });
+});
+
+
+// The other way for one replica alone to lose Redis: a wrong password on one
+// container, say after a restart with a bad secret. nginx retries its 500 on
+// another replica, and counts it out after two.
+describe('one replica restarted with a wrong password among good ones', () => {
+  let formation: TestFormation | undefined;
+  let ownUrls: string | undefined;
+  afterAll(async () => {
+    await formation?.destroy();
+    if (ownUrls) await rm(ownUrls, { recursive: true, force: true });
+  });
+
+  test('When one replica of 4 comes back with a wrong password, then every visitor gets a 200 from the others, the count is exact, and its /readyz says WRONGPASS', async () => {
+    ownUrls = await mkdtemp(path.join(tmpdir(), 'headcount-own-redis-'));
+    formation = await startTestFormation({
+      replicas: 4,
+      replicaCommand: [process.execPath, 'test/support/own-redis-replica.mjs'],
+      replicaEnv: { OWN_REDIS_URL_DIR: ownUrls },
+    });
+    const bad = formation.replicas[1]!;
+    const wrong = new URL(formation.webRedisUrl);
+    wrong.password = 'not-the-password';
+    await writeFile(path.join(ownUrls, bad.id), wrong.href);
+    const exits = bad.service.crashes;
+    bad.service.signal('SIGKILL'); // the supervisor starts it again, now with the wrong password
+    await waitFor(`${bad.id} restarted and refused`, async () => {
+      const response = await fetch(`${bad.url}/readyz`);
+      return ((await response.json()) as { code?: string }).code === 'WRONGPASS';
+    }, 15_000);
+    const before = await formation.count();
+
+    const results = await visitAll(`${formation.lbUrl}/api/visits`, 200, { method: 'POST' });
+    const after = await formation.count();
+    const readyz = await (await fetch(`${bad.url}/readyz`)).json();
+
+    expect(bad.service.crashes).toBeGreaterThan(exits);
+    expect(results.filter((r) => r.status !== 200)).toEqual([]);
+    expect(results.map((r) => r.replica)).not.toContain(bad.id);
+    expect(after - before).toBe(200);
+    expect(new Set(results.map((r) => r.count)).size).toBe(200);
+    expect(readyz).toMatchObject({ status: 'redis refuses', code: 'WRONGPASS' });
   });
 });
