@@ -149,7 +149,8 @@ export function createRedisCounterStore(redis: Redis, options: RedisCounterOptio
     }
   };
 
-  const probeKey = requestKey(counterKey, 'readyz-probe');
+  // No request id can contain ':' (web/app.ts), so no visit can meet this key.
+  const probeKey = requestKey(counterKey, 'readyz:probe');
 
   const countOnce = (requestId: string | undefined) =>
     requestId === undefined
@@ -176,10 +177,10 @@ export function createRedisCounterStore(redis: Redis, options: RedisCounterOptio
         return { previous: Number(previous ?? 0), current: to };
       }),
     // Readiness runs what a visit runs: the counting script, with the same
-    // commands and permissions, on a probe key in the request-id namespace
-    // (which the web user's ACL covers) that expires within a second; the
-    // count itself is never touched. A PING would pass while the ACL refuses
-    // every visit.
+    // commands and permissions (GET, INCR, SET with expiry), on one probe key
+    // in the request-id namespace, which the web user's ACL covers, as both
+    // of its keys; the key expires after a second and the count itself is
+    // never touched. A PING would pass while the ACL refuses every visit.
     async ping() {
       await guard(() => redis.headcountCountOnce(probeKey, probeKey, 1));
       // The probe passes, but a visit was refused lately (say WRONGTYPE on the
