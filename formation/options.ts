@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { z } from 'zod';
-import { integer, parseEnv } from '../web/config.js';
+import { integer, parseEnv } from '../web/env.js';
 
 const flag = z
   .enum(['0', '1', 'false', 'true'], { error: 'must be 1 or 0' })

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { integer, parseEnv } from '../web/config.js';
+import { integer, parseEnv } from '../web/env.js';
 
 const schema = z.object({
   LB_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),

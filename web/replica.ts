@@ -1,9 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { createApp, type Lifecycle } from './app.js';
+import { createApp } from './app.js';
 import type { Config } from './config.js';
-import { createRedisCounterStore, type CounterStore } from './counter-store.js';
+import { createCounterStore, type CounterStore } from './counter-store.js';
+import { createLifecycle } from './lifecycle.js';
 import { createLogger } from './logger.js';
 import { createRedisClient } from './redis-client.js';
 import { registerShutdown } from './shutdown.js';
@@ -19,12 +20,6 @@ export interface Replica {
 
 /** Which counter a replica uses. Production always takes the default; tests swap in unsafe ones. */
 export type StoreFactory = (redis: Redis, config: Config) => CounterStore;
-
-const redisStore: StoreFactory = (redis, config) =>
-  createRedisCounterStore(redis, {
-    counterKey: config.COUNTER_KEY,
-    idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
-  });
 
 /** Resolves true once the client is connected, or false after `timeoutMs`. */
 function redisReady(redis: Redis, timeoutMs: number): Promise<boolean> {
@@ -43,7 +38,7 @@ function redisReady(redis: Redis, timeoutMs: number): Promise<boolean> {
 }
 
 /** Builds one replica from validated config, binds its port and registers graceful shutdown. */
-export async function startReplica(config: Config, createStore: StoreFactory = redisStore): Promise<Replica> {
+export async function startReplica(config: Config, createStore: StoreFactory = createCounterStore): Promise<Replica> {
   const logger = createLogger(config);
   const redis = createRedisClient(
     {
@@ -55,7 +50,7 @@ export async function startReplica(config: Config, createStore: StoreFactory = r
   );
   const stats: RequestStats = { requests: 0, non2xx: 0 };
   connectSupervisorChannel(redis, stats);
-  const lifecycle: Lifecycle = { draining: false };
+  const lifecycle = createLifecycle();
   const app = createApp({ store: createStore(redis, config), replicaId: config.REPLICA_ID, logger, lifecycle, stats });
 
   const server = createServer(app);

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
 import { parse } from 'yaml';
 import { describe, test, expect } from 'vitest';
-import { TEMPLATE_PATH, UPSTREAM_SERVER_PARAMS } from '../../formation/nginx-config.js';
+import { TEMPLATE_PATH, UPSTREAM_SERVER_PARAMS, BACKUP_SERVER_PARAMS } from '../../formation/nginx-config.js';
 import { fromRoot } from '../../formation/paths.js';
 
 // No Docker engine runs where these tests run, so the Docker files are checked
@@ -158,7 +158,7 @@ describe('docker-compose.yml: a formation that scales', () => {
   test('When the lb environment is read, then LB_UPSTREAM_SERVERS resolves `web` at run time with exactly UPSTREAM_SERVER_PARAMS', () => {
     const lb = environment('lb');
 
-    expect(lb.LB_UPSTREAM_SERVERS).toBe(`server web:3000 resolve ${UPSTREAM_SERVER_PARAMS};`);
+    expect(lb.LB_UPSTREAM_SERVERS).toBe(`server web:3000 resolve ${UPSTREAM_SERVER_PARAMS}; server web:3000 resolve ${BACKUP_SERVER_PARAMS};`);
     expect(lb.LB_RESOLVER).toBe('resolver 127.0.0.11 valid=2s ipv6=off;');
   });
 
