@@ -2,6 +2,7 @@ import { runAccuracy } from './accuracy.js';
 import type { LoadtestOptions } from './options.js';
 import { machine, reportDirFor, summaryTables, writeReports, type LoadtestReport } from './report.js';
 import { resolveTarget, type Target } from './target.js';
+import { verdictText } from './terminal.js';
 import { runThroughput } from './throughput.js';
 import { judge, notChecked, parseAccepted, pass, type Check, type Verdict } from './verdict.js';
 
@@ -33,7 +34,7 @@ export function describePlan(options: LoadtestOptions, target: Target, reportDir
     lines.push(
       `It adds ${accuracy} to that count, then one more per request of the throughput run, which runs for a time, not a number ` +
         `of requests: ${options.DURATION} s at each of ${options.CONCURRENCIES.length} concurrencies (${options.CONCURRENCIES.join(', ')}) ` +
-        `against ${targets.join(' and ')}, ${seconds} s in all, typically thousands of visits a second (DURATION=0 skips it).`,
+        `against ${targets.join(' and ')}, ${seconds} s in all (DURATION=0 skips it).`,
     );
   }
   lines.push(`Reports will be written to ${reportDir}/ (report.json, report.html).`);
@@ -73,6 +74,13 @@ export async function runLoadtest(options: LoadtestOptions, target?: Target, say
     });
     const targets: Record<string, string> = { 'load balancer': target.lbUrl };
     if (target.directUrl) targets['one replica direct'] = target.directUrl;
+    if (options.DURATION > 0) {
+      const seconds = options.DURATION * options.CONCURRENCIES.length * Object.keys(targets).length;
+      say(
+        `Throughput run: ${seconds} s; at the accuracy run's ${n(Math.round(accuracy.requestsPerSecond))} req/s that is about ` +
+          `${n(Math.round((accuracy.requestsPerSecond * seconds) / 1000) * 1000)} more visits (more or fewer: each concurrency runs at its own speed).`,
+      );
+    }
     const throughput = options.DURATION > 0 ? await runThroughput({ targets, connections: options.CONCURRENCIES, durationSeconds: options.DURATION }) : [];
     const checks = [...accuracy.report.checks, directComparison(options, target)];
     const verdict = judge(checks, { noun: 'checks', accepted: parseAccepted(options.ACCEPT_NOT_CHECKED) });
@@ -93,7 +101,7 @@ export async function runLoadtest(options: LoadtestOptions, target?: Target, say
   }
 }
 
-export function describeOutcome({ report, files }: LoadtestOutcome, colour?: boolean): string {
+export function describeOutcome({ report, files, verdict }: LoadtestOutcome, colour?: boolean): string {
   const { accuracy, throughput } = report.visitsAdded;
   const lines = [
     summaryTables(report, colour),
@@ -108,5 +116,6 @@ export function describeOutcome({ report, files }: LoadtestOutcome, colour?: boo
         `exempt address (LB_RATE_LIMIT_EXEMPT) or turn the limit off for the test (local: LB_RATE_LIMIT=0; Docker: LB_RATE_LIMIT_OFF='#').`,
     );
   }
+  lines.push(`verdict: ${verdictText(verdict.line, colour)}`);
   return lines.join('\n');
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fromRoot } from '../formation/paths.js';
 import type { AccuracyRun } from './accuracy.js';
 import { renderHtmlReport } from './report-html.js';
-import { newTable, statusText, verdictText } from './terminal.js';
+import { newTable, statusText } from './terminal.js';
 import type { ThroughputRow } from './throughput.js';
 import type { Check, Verdict } from './verdict.js';
 
@@ -45,7 +45,7 @@ export async function writeReports(report: LoadtestReport, name = 'loadtest'): P
 
 const n = (value: number, digits = 0) => value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
-/** The terminal summary: the accuracy figures, every check with its result, throughput per concurrency, the verdict. */
+/** The terminal summary: the accuracy figures, every check with its result, throughput per concurrency. */
 export function summaryTables(report: LoadtestReport, colour?: boolean): string {
   const { accuracy } = report;
   const f = accuracy.report.figures;
@@ -77,7 +77,5 @@ export function summaryTables(report: LoadtestReport, colour?: boolean): string 
       direct && !row.target.includes('direct') ? `${n(row.requestsPerSecond / direct.requestsPerSecond, 2)}x` : '',
     ]);
   }
-  return [figures.toString(), checks.toString(), report.throughput.length > 0 ? speed.toString() : '', `verdict: ${verdictText(report.verdict.line, colour)}`]
-    .filter(Boolean)
-    .join('\n');
+  return [figures.toString(), checks.toString(), report.throughput.length > 0 ? speed.toString() : ''].filter(Boolean).join('\n');
 }
