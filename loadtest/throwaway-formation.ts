@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { startLocalFormation, type LocalFormation, type LocalFormationOptions } from '../formation/local-formation.js';
@@ -32,7 +32,10 @@ export async function startThrowawayFormation(options: ThrowawayOptions): Promis
   const logFile = formationOptions.sink ? formationOptions.logFile : (formationOptions.logFile ?? path.join(stateDir, 'formation.log'));
   let formation: LocalFormation;
   try {
-    formation = await startLocalFormation({ replicas: 4, lbPort: 0, ...formationOptions, logFile, stateDir });
+    // The supervisor's own lines (a process exited, restarting) go to the same
+    // file, not into the middle of the caller's table on stdout.
+    const sink = formationOptions.sink ?? ((service: string, line: string) => appendFileSync(logFile!, `${service.padEnd(7)}| ${line}\n`));
+    formation = await startLocalFormation({ replicas: 4, lbPort: 0, ...formationOptions, logFile, stateDir, sink });
   } catch (error) {
     const tail = logFile && existsSync(logFile) ? readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-20).join('\n') : '';
     await rm(stateDir, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 // `make chaos`: every fault scenario, each on a fresh local formation under a
 // bounded load on 127.0.0.1, then one table and one verdict line. QUICK=1 runs
-// only the quick ones. Exit code as `make loadtest` (loadtest/verdict.ts):
+// only the quick ones; ONLY=<text> only those whose name contains it. Exit code as `make loadtest` (loadtest/verdict.ts):
 // 0 every check passed, 1 one failed, 3 one could not run (ACCEPT_NOT_CHECKED
 // takes "<scenario>: <check>" names, or all).
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -12,7 +12,11 @@ import { runScenario } from './run.js';
 import { verdictOf, type ScenarioResult } from './scenario.js';
 import { scenarios } from './scenarios.js';
 
-const chosen = scenarios.filter((s) => process.env.QUICK !== '1' || s.quick);
+const chosen = scenarios.filter((s) => (process.env.QUICK !== '1' || s.quick) && s.name.includes(process.env.ONLY ?? ''));
+if (chosen.length === 0) {
+  process.stderr.write(`make chaos: no scenario matches ONLY=${process.env.ONLY}; the scenarios are:\n${scenarios.map((s) => `  ${s.name}`).join('\n')}\n`);
+  process.exit(2);
+}
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const file = path.join(RESULTS_DIR, `chaos-${stamp}.json`);
 process.stdout.write(
