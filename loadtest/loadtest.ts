@@ -23,7 +23,9 @@ export function describePlan(options: LoadtestOptions, target: Target, reportDir
     : `the formation at ${target.lbUrl}`;
   const replicas = target.replicas
     ? `${target.replicas.length} replicas listed by the formation (${target.replicas.join(', ')})`
-    : `replica list unknown: the X-Replica values seen are checked against ${target.expectedReplicas?.count} expected (${target.expectedReplicas?.source})`;
+    : target.expectedReplicas
+      ? `replica list unknown: the X-Replica values seen are checked against ${target.expectedReplicas.count} expected (${target.expectedReplicas.source})`
+      : 'replica list and expected count unknown: replica-share will be NOT CHECKED';
   const lines = [`make loadtest: ${who}; ${replicas}.`];
   const accuracy = `exactly ${n(options.REQUESTS)} visits from the accuracy run (REQUESTS)`;
   if (options.DURATION === 0) {

@@ -2,7 +2,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { LoadRun } from '../../loadtest/chaos/load.js';
 import { upstreamClosesCheck } from '../../loadtest/chaos/nginx-faults.js';
+import { measured, verdictOf } from '../../loadtest/chaos/scenario.js';
 
 describe('chaos: a figure read from the log is never a pass when the log cannot tell', () => {
   let dir: string;
@@ -31,5 +33,29 @@ describe('chaos: a figure read from the log is never a pass when the log cannot 
 
     expect(upstreamClosesCheck(clean)).toMatchObject({ closes: 0, check: { status: 'PASS' } });
     expect(upstreamClosesCheck(dirty)).toMatchObject({ closes: 2, check: { status: 'FAIL', detail: 'nginx met 2 upstream connections closed under it' } });
+  });
+});
+
+describe('chaos: a fault that did not happen under load is not a pass', () => {
+  const run = (missedMilestones: number): LoadRun => ({
+    results: [1, 2, 3].map((count) => ({ status: 200, count, replica: 'web-1', ms: 1, receivedAt: 0, at: 0 })),
+    sent: 3,
+    errors: 0,
+    timeouts: 0,
+    durationSeconds: 1,
+    missedMilestones,
+  });
+
+  test('When the load ended before the fault was cued, then "fault injected under load" is NOT CHECKED and so is the scenario', () => {
+    const result = measured('s', 'p', run(1), 0, 3);
+
+    expect(result.checks.find((c) => c.name === 'fault injected under load')).toMatchObject({ status: 'NOT CHECKED', detail: expect.stringContaining('the fault ran with no load') });
+    expect(verdictOf(result)).toMatchObject({ status: 'NOT CHECKED', exitCode: 3 });
+  });
+
+  test('When the fault met its cue, then the same figures pass', () => {
+    const result = measured('s', 'p', run(0), 0, 3);
+
+    expect(verdictOf(result)).toMatchObject({ status: 'PASS', exitCode: 0 });
   });
 });
