@@ -50,7 +50,7 @@ function directComparison(options: LoadtestOptions, target: Target): Check {
   if (!target.directUrl) {
     return notChecked(
       name,
-      `no replica URL known: ${target.lbUrl} is not a local formation this run can inspect (its state file lists the replicas' ports); only the load balancer was measured`,
+      `no replica URL known: no local state file describes the formation at ${target.lbUrl} (LB_URL elsewhere, or Docker), so only the load balancer was measured`,
       false,
     );
   }
