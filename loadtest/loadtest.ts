@@ -15,6 +15,8 @@ export interface LoadtestOutcome {
 }
 
 const n = (value: number) => value.toLocaleString('en-US');
+/** 17,780 -> "18,000": an estimate should not look measured. */
+const about = (value: number) => n(Number(value.toPrecision(2)));
 
 /** What the run will do to the count, said before it starts: the accuracy run is exact, the throughput run is not bounded. */
 export function describePlan(options: LoadtestOptions, target: Target, reportDir: string): string {
@@ -33,9 +35,11 @@ export function describePlan(options: LoadtestOptions, target: Target, reportDir
   } else {
     const targets = target.directUrl ? ['load balancer', 'one replica direct'] : ['load balancer'];
     const seconds = options.DURATION * options.CONCURRENCIES.length * targets.length;
+    const list = `${options.CONCURRENCIES.join(', ')} connections`;
+    const levels = options.CONCURRENCIES.length === 1 ? `one concurrency (${list})` : `each of ${options.CONCURRENCIES.length} concurrencies (${list})`;
     lines.push(
       `It adds ${accuracy} to that count, then one more per request of the throughput run, which runs for a time, not a number ` +
-        `of requests: ${options.DURATION} s at each of ${options.CONCURRENCIES.length} concurrencies (${options.CONCURRENCIES.join(', ')}) ` +
+        `of requests: ${options.DURATION} s at ${levels} ` +
         `against ${targets.join(' and ')}, ${seconds} s in all (DURATION=0 skips it).`,
     );
   }
@@ -80,7 +84,7 @@ export async function runLoadtest(options: LoadtestOptions, target?: Target, say
       const seconds = options.DURATION * options.CONCURRENCIES.length * Object.keys(targets).length;
       say(
         `Throughput run: ${seconds} s; at the accuracy run's ${n(Math.round(accuracy.requestsPerSecond))} req/s that is about ` +
-          `${n(Math.round((accuracy.requestsPerSecond * seconds) / 1000) * 1000)} more visits (more or fewer: each concurrency runs at its own speed).`,
+          `${about(accuracy.requestsPerSecond * seconds)} more visits (more or fewer: each concurrency runs at its own speed).`,
       );
     }
     const throughput = options.DURATION > 0 ? await runThroughput({ targets, connections: options.CONCURRENCIES, durationSeconds: options.DURATION }) : [];

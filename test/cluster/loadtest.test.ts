@@ -181,7 +181,7 @@ describe('make loadtest as a user runs it (node dist/loadtest/cli.js, stdout a p
     expect(run.status, run.stderr).toBe(0);
     const [first, second, third] = run.stdout.split('\n');
     expect(first).toBe(`make loadtest: the formation at ${formation.lbUrl}; replica list unknown: the X-Replica values seen are checked against 4 expected (REPLICAS=4).`);
-    expect(second).toMatch(/^It adds exactly 1,000 visits from the accuracy run \(REQUESTS\) to that count, then one more per request of the throughput run, which runs for a time, not a number of requests: 1 s at each of 1 concurrencies/);
+    expect(second).toMatch(/^It adds exactly 1,000 visits from the accuracy run \(REQUESTS\) to that count, then one more per request of the throughput run, which runs for a time, not a number of requests: 1 s at one concurrency \(10 connections\) against load balancer, 1 s in all \(DURATION=0 skips it\)\.$/);
     expect(third).toMatch(/^Reports will be written to .*loadtest\/results\/loadtest-[^/]+\/ \(report\.json, report\.html\)\.$/);
     expect(run.stdout).toMatch(/\nvisits added to the count: [\d,]+ \(accuracy run 1,000, throughput run [\d,]+\)\n/);
     expect(run.stdout).toContain('verdict: PASS: 6 of 7 checks passed, 0 failed, 1 not checked (direct comparison, not required)');
