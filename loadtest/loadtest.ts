@@ -83,8 +83,8 @@ export async function runLoadtest(options: LoadtestOptions, target?: Target, say
     if (options.DURATION > 0) {
       const seconds = options.DURATION * options.CONCURRENCIES.length * Object.keys(targets).length;
       say(
-        `Throughput run: ${seconds} s; at the accuracy run's ${n(Math.round(accuracy.requestsPerSecond))} req/s that is about ` +
-          `${about(accuracy.requestsPerSecond * seconds)} more visits (more or fewer: each concurrency runs at its own speed).`,
+        `Throughput run: ${seconds} s; at the accuracy run's ${n(Math.round(accuracy.requestsPerSecond))} req/s that would be ` +
+          `${about(accuracy.requestsPerSecond * seconds)} more visits, a rough guess: each concurrency runs at its own speed (the total is printed at the end).`,
       );
     }
     const throughput = options.DURATION > 0 ? await runThroughput({ targets, connections: options.CONCURRENCIES, durationSeconds: options.DURATION }) : [];
