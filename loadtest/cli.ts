@@ -1,13 +1,17 @@
 // `make loadtest`: node dist/loadtest/cli.js [--requests N] [--connections N] [--duration S] ...
+// Exit code: 0 every check passed; 1 a check failed; 3 a required check could
+// not run (NOT CHECKED; ACCEPT_NOT_CHECKED=<names>|all accepts it); 2 bad options
+// or no formation to load (loadtest/verdict.ts).
 import { ConfigError } from '../web/config.js';
 import { describeOutcome, runLoadtest } from './loadtest.js';
 import { loadLoadtestOptions } from './options.js';
+import { EXIT } from './verdict.js';
 
 try {
-  const outcome = await runLoadtest(loadLoadtestOptions(process.argv.slice(2), process.env));
+  const outcome = await runLoadtest(loadLoadtestOptions(process.argv.slice(2), process.env), undefined, (text) => process.stdout.write(`${text}\n`));
   process.stdout.write(`${describeOutcome(outcome)}\n`);
-  process.exitCode = outcome.ok ? 0 : 1;
+  process.exitCode = outcome.verdict.exitCode;
 } catch (error) {
   process.stderr.write(`loadtest: ${error instanceof ConfigError || error instanceof Error ? error.message : String(error)}\n`);
-  process.exitCode = 2;
+  process.exitCode = EXIT.usage;
 }
