@@ -3,11 +3,14 @@
 // not run (NOT CHECKED; ACCEPT_NOT_CHECKED=<names>|all accepts it); 2 bad options
 // or no formation to load (loadtest/verdict.ts).
 import { ConfigError } from '../web/config.js';
+import { loadEnvFile } from '../web/env-file.js';
 import { describeOutcome, runLoadtest } from './loadtest.js';
 import { loadLoadtestOptions } from './options.js';
 import { EXIT } from './verdict.js';
 
 try {
+  // The same env file as the formation's commands, so LB_PORT or REPLICAS set there point here too.
+  loadEnvFile(process.env);
   const outcome = await runLoadtest(loadLoadtestOptions(process.argv.slice(2), process.env), undefined, (text) => process.stdout.write(`${text}\n`));
   process.stdout.write(`${describeOutcome(outcome)}\n`);
   process.exitCode = outcome.verdict.exitCode;

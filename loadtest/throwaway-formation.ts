@@ -34,7 +34,7 @@ export async function startThrowawayFormation(options: ThrowawayOptions): Promis
   try {
     // The supervisor's own lines (a process exited, restarting) go to the same
     // file, not into the middle of the caller's table on stdout.
-    const sink = formationOptions.sink ?? ((service: string, line: string) => appendFileSync(logFile!, `${service.padEnd(7)}| ${line}\n`));
+    const sink = formationOptions.sink ?? ((service: string, line: string) => appendFileSync(logFile!, `${service.padEnd(7)} | ${line}\n`));
     formation = await startLocalFormation({ replicas: 4, lbPort: 0, ...formationOptions, logFile, stateDir, sink });
   } catch (error) {
     const tail = logFile && existsSync(logFile) ? readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-20).join('\n') : '';

@@ -6,8 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, test } from 'vitest';
 import { httpOk, waitFor } from '../../formation/wait.js';
-import { readCount } from '../../loadtest/accuracy.js';
 import { underLoad, type TimedResult } from '../../loadtest/chaos/load.js';
+import { settledCount } from '../../loadtest/chaos/scenario.js';
 import { requestKey } from '../../web/counter-store.js';
 import { startTestFormation, type TestFormation } from '../support/formation.js';
 import { startTestRedis, type TestRedis } from '../support/redis-server.js';
@@ -60,13 +60,14 @@ describe('one replica cut off from Redis', () => {
         replicaEnv: { COUNTER_KEY: counterKey, OWN_REDIS_URL_DIR: ownUrls },
       });
       const cutOff = formation.replicas[1]!;
-      const before = await readCount(formation.lbUrl);
+      const before = await settledCount(formation.lbUrl);
       let cutAt = Number.NaN;
       let readyzDuringCut: unknown;
 
-      const run = await underLoad({ url: formation.lbUrl, durationSeconds: 8, rate: 500 }, async (elapsed) => {
-        await sleep(2_000);
-        cutAt = elapsed();
+      const run = await underLoad({ url: formation.lbUrl, durationSeconds: 8, rate: 500 }, async (load) => {
+        // About 2 s of load first.
+        await load.responses(1_000);
+        cutAt = load.elapsed();
         await proxy!.cut(how);
         await sleep(DETECTION_WINDOW_MS + 500);
         readyzDuringCut = await (await fetch(`${cutOff.url}/readyz`)).json();
@@ -75,8 +76,7 @@ describe('one replica cut off from Redis', () => {
       // that waited in a stalled path land now, so the count is read after.
       await proxy.restore();
       await waitFor(`${cutOff.id} ready again`, () => httpOk(`${cutOff.url}/readyz`), 10_000);
-      await sleep(300);
-      const after = await readCount(formation.lbUrl);
+      const after = await settledCount(formation.lbUrl);
 
       const failed = run.results.filter((r) => r.status < 200 || r.status >= 300);
       const afterWindow = failed.filter((r) => r.at > cutAt + DETECTION_WINDOW_MS);
