@@ -101,11 +101,16 @@ describe('the README quick start, local mode', () => {
 
   test('When make loadtest runs against it, then every invariant is checked, the per-replica split of all 4 replicas included', async () => {
     const { stdout } = await make('loadtest', { REQUESTS: 4000, CONNECTIONS: 40, DURATION: 0 });
-    const reportFile = /report: (\S+\.json)/.exec(stdout)?.[1];
+    const reportFile = /reports: (\S+\.json)/.exec(stdout)?.[1];
     const report = JSON.parse(await readFile(reportFile!, 'utf8'));
 
+    expect(stdout).toMatch(/^verdict: PASS: /m);
     expect(report.target.replicas).toEqual(['web-1', 'web-2', 'web-3', 'web-4']);
     expect(report.accuracy.report).toMatchObject({ ok: true, figures: { sent: 4000, ok: 4000, delta: 4000 } });
+    // Every accuracy invariant was checked, none skipped for want of the replica list.
+    expect(report.accuracy.report.checks.map((c: { name: string; status: string }) => `${c.name} ${c.status}`)).toEqual(
+      ['no-errors', 'all-2xx', 'count-delta', 'unique-numbers', 'contiguous-range', 'replica-share'].map((name) => `${name} PASS`),
+    );
     expect(Object.keys(report.accuracy.report.figures.perReplica).sort()).toEqual(['web-1', 'web-2', 'web-3', 'web-4']);
     await rm(path.dirname(reportFile!), { recursive: true, force: true });
   });
