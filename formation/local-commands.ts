@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createForeground } from './foreground.js';
 import { startLocalFormation, type LocalFormation } from './local-formation.js';
@@ -50,9 +51,22 @@ function snapshot(formation: LocalFormation, logDir: string): FormationState {
   };
 }
 
-function alreadyRuns(options: FormationOptions): boolean {
-  if (!readLiveState(options.LB_PORT)) return false;
-  say(`a local formation already runs on port ${options.LB_PORT}; stop it with: ${makeCommand('stop', options.LB_PORT)}`);
+/** True (after saying why) when the load balancer's port is taken: by a formation of ours, or by another program. */
+async function portTaken(options: FormationOptions): Promise<boolean> {
+  if (readLiveState(options.LB_PORT)) {
+    say(`a local formation already runs on port ${options.LB_PORT}; stop it with: ${makeCommand('stop', options.LB_PORT)}`);
+    return true;
+  }
+  // nginx listens on every address (lb/nginx.conf.template): try the same bind
+  // now, rather than let nginx fail and be restarted until the start times out.
+  const probe = createServer();
+  const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+    probe.once('error', resolve);
+    probe.listen({ port: options.LB_PORT, host: '0.0.0.0', exclusive: true }, () => probe.close(() => resolve(undefined)));
+  });
+  if (!error) return false;
+  const why = error.code === 'EADDRINUSE' ? 'already in use by another program' : `not available (${error.code})`;
+  say(`port ${options.LB_PORT} is ${why}; see who holds it with: ss -ltnp 'sport = :${options.LB_PORT}', or choose another: make up LB_PORT=<port>`);
   return true;
 }
 
@@ -64,7 +78,7 @@ function alreadyRuns(options: FormationOptions): boolean {
  * (`make restart`), whose progress goes into the state file.
  */
 export async function runLocal(options: FormationOptions, detached = false): Promise<number> {
-  if (alreadyRuns(options)) return 1;
+  if (await portTaken(options)) return 1;
   if (!ensurePrerequisites(say)) return 1;
   // A Ctrl-C during the start must still stop what has started so far.
   const stopRequested = new Promise<string>((resolve) => {
@@ -138,7 +152,7 @@ export async function runLocal(options: FormationOptions, detached = false): Pro
 
 /** `make start`: the same formation, detached; returns once it serves traffic. */
 export async function startLocal(options: FormationOptions): Promise<number> {
-  if (alreadyRuns(options)) return 1;
+  if (await portTaken(options)) return 1;
   if (!ensurePrerequisites(say)) return 1;
   await mkdir(stateDirFor(options.LB_PORT), { recursive: true });
   const logFile = logFileFor(options.LB_PORT);
