@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
 import { parse } from 'yaml';
-import { describe, test, expect } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { TEMPLATE_PATH, UPSTREAM_SERVER_PARAMS } from '../../formation/nginx-config.js';
 import { fromRoot } from '../../formation/paths.js';
+import { loadConfig } from '../../web/config.js';
 
 // No Docker engine runs where these tests run, so the Docker files are checked
 // as files: the compose files against the Compose Specification's own schema
@@ -66,6 +67,9 @@ function durationMs(value: string): number {
   if (parts.length === 0 || parts.map((p) => p[0]).join('') !== value) throw new Error(`not a duration: ${value}`);
   return parts.reduce((total, [, amount, unit]) => total + Number(amount) * units[unit!]!, 0);
 }
+
+/** The value compose renders when the variable is unset: the default of `${NAME:-default}`, or the literal. */
+const renderedDefault = (value: string) => /^\$\{[A-Z0-9_]+:-(.*)\}$/.exec(value)?.[1] ?? value;
 
 /** An image reference pinned to a full version on a Debian base: name:X.Y.Z-<debian codename>[-variant]. */
 const PINNED_DEBIAN_IMAGE = /^[a-z0-9._/-]+:\d+\.\d+\.\d+-(trixie|bookworm)(-slim)?$/;
@@ -220,9 +224,9 @@ describe('docker-compose.yml: a formation that scales', () => {
     const rendered = block.replace(/\$\{(LB_[A-Z0-9_]*)\}/g, (match, name: string) => environment('lb')[name] ?? match);
     const upstream = /^\s*keepalive_timeout\s+(\d+)s;/m.exec(rendered);
 
-    expect(durationMs(service('web').stop_grace_period!)).toBeGreaterThan(Number(web.SHUTDOWN_GRACE_MS));
+    expect(durationMs(service('web').stop_grace_period!)).toBeGreaterThan(Number(renderedDefault(web.SHUTDOWN_GRACE_MS!)));
     expect(upstream).not.toBeNull();
-    expect(Number(web.KEEP_ALIVE_TIMEOUT_MS)).toBeGreaterThan(Number(upstream![1]) * 1000);
+    expect(Number(renderedDefault(web.KEEP_ALIVE_TIMEOUT_MS!))).toBeGreaterThan(Number(upstream![1]) * 1000);
   });
 
   test('When the services start, then each waits for what it needs to be healthy: web for redis, lb for web', () => {
@@ -359,6 +363,29 @@ describe('docker-compose.yml: the k6 `loadtest` profile (issue 3)', () => {
 
   test('When the rate limit defaults are read, then the limit is on in Docker unless LB_RATE_LIMIT_OFF is set', () => {
     expect(environment('lb')).toMatchObject({ LB_RATE_LIMIT: '${LB_RATE_LIMIT:-20r/s}', LB_RATE_LIMIT_OFF: '${LB_RATE_LIMIT_OFF:-}' });
+  });
+});
+
+describe('docker-compose.yml: one configuration contract (issue 8, part 5)', () => {
+  // The replica settings a user may set in .env or the shell (.env.example);
+  // the rest of web's environment wires the formation and stays literal.
+  const REPLICA_SETTINGS = ['COUNTER_KEY', 'REDIS_COMMAND_TIMEOUT_MS', 'IDEMPOTENCY_TTL_SECONDS', 'KEEP_ALIVE_TIMEOUT_MS', 'SHUTDOWN_GRACE_MS', 'LOG_LEVEL'];
+
+  test('When the replica settings are read, then each is ${NAME:-default} from the shell or env file, defaulting to web/config.ts\'s own value', () => {
+    const web = environment('web');
+    const defaults = loadConfig({}) as unknown as Record<string, string | number>;
+
+    for (const name of REPLICA_SETTINGS) {
+      expect(web[name], name).toBe(`\${${name}:-${defaults[name]}}`);
+    }
+    // What wires the formation together cannot be moved by a local .env.
+    expect(web).toMatchObject({ NODE_ENV: 'production', HOST: '0.0.0.0', PORT: '3000', REDIS_URL: 'redis://headcount-web@redis:6379' });
+  });
+
+  test('When COUNTER_KEY is read, then web, the admin task and redis (its ACL key patterns) all take the same ${COUNTER_KEY:-...}', () => {
+    expect(environment('admin').COUNTER_KEY).toBe(environment('web').COUNTER_KEY);
+    expect(environment('redis').COUNTER_KEY).toBe(environment('web').COUNTER_KEY);
+    expect(environment('web').COUNTER_KEY).toBe('${COUNTER_KEY:-headcount:visits}');
   });
 });
 
