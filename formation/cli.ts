@@ -1,9 +1,10 @@
 // The formation's front door, called by the Makefile:
-//   node dist/formation/cli.js <up|start|stop|restart|status|reset-count> [value]
+//   node dist/formation/cli.js <up|start|stop|restart|status|reset-count|logs> [value]
 // REPLICAS, LB_PORT and MODE come from the environment (make passes them).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dockerCommands } from './docker-commands.js';
+import { upDocker } from './docker-up.js';
 import { restartLocal, runLocal, startLocal, stopLocal } from './local-commands.js';
 import { loadFormationOptions, resolveMode, type FormationOptions } from './options.js';
 import { readLiveState } from './state.js';
@@ -17,7 +18,7 @@ async function main(command: string | undefined, arg: string | undefined): Promi
   if (mode === 'docker') {
     switch (command) {
       case 'up':
-        return dockerCommands.run(options);
+        return upDocker(options);
       case 'start':
         return dockerCommands.start(options);
       case 'stop':
@@ -28,6 +29,8 @@ async function main(command: string | undefined, arg: string | undefined): Promi
         return dockerCommands.status(options);
       case 'reset-count':
         return dockerCommands.resetCount(options, arg);
+      case 'logs':
+        return dockerCommands.logs(options);
     }
   } else {
     switch (command) {

@@ -1,9 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Ajv } from 'ajv';
 import { parse } from 'yaml';
-import { describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { composeArgv, envFileOf } from '../../formation/docker-commands.js';
+import { lifecycleLine } from '../../formation/docker-up.js';
 import { TEMPLATE_PATH, UPSTREAM_SERVER_PARAMS } from '../../formation/nginx-config.js';
-import { fromRoot } from '../../formation/paths.js';
+import { fromRoot, ROOT } from '../../formation/paths.js';
 import { loadConfig } from '../../web/config.js';
 
 // No Docker engine runs where these tests run, so the Docker files are checked
@@ -386,6 +390,59 @@ describe('docker-compose.yml: one configuration contract (issue 8, part 5)', () 
     expect(environment('admin').COUNTER_KEY).toBe(environment('web').COUNTER_KEY);
     expect(environment('redis').COUNTER_KEY).toBe(environment('web').COUNTER_KEY);
     expect(environment('web').COUNTER_KEY).toBe('${COUNTER_KEY:-headcount:visits}');
+  });
+
+  describe('ENV_FILE -> docker compose --env-file (formation/docker-commands.ts)', () => {
+    let dir: string;
+    beforeAll(() => {
+      dir = mkdtempSync(path.join(tmpdir(), 'headcount-env-file-'));
+      writeFileSync(path.join(dir, 'test.env'), 'COUNTER_KEY=from-the-file\n');
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    test('When ENV_FILE names a file, then every compose command gets --env-file with its absolute path, after the project name', () => {
+      const file = path.join(dir, 'test.env');
+
+      const argv = composeArgv({ LB_PORT: 9090 }, { ENV_FILE: file });
+
+      expect(argv).toEqual(['compose', '-p', 'headcount-9090', '--env-file', file]);
+      expect(envFileOf({ ENV_FILE: 'test.env' }, dir)).toBe(file);
+    });
+
+    test('When ENV_FILE is unset, or is the default .env and that does not exist, then no --env-file is passed (compose reads .env by itself)', () => {
+      expect(composeArgv({ LB_PORT: 8080 }, {})).toEqual(['compose', '-p', 'headcount']);
+      expect(envFileOf({ ENV_FILE: '' }, dir)).toBeUndefined();
+      expect(envFileOf({ ENV_FILE: '.env' }, dir)).toBeUndefined();
+    });
+
+    test('When ENV_FILE names a file that does not exist, then the command stops and names it, instead of running on defaults', () => {
+      expect(() => envFileOf({ ENV_FILE: 'missing.env' }, dir)).toThrow(`ENV_FILE=missing.env: no such file (${path.join(dir, 'missing.env')})`);
+    });
+  });
+});
+
+describe('make up in Docker mode: the lifecycle lines (formation/docker-up.ts)', () => {
+  const event = (Action: string, attributes: Record<string, string>) => ({
+    Action,
+    Actor: { Attributes: { 'com.docker.compose.project': 'headcount', ...attributes } },
+  });
+  const web2 = { 'com.docker.compose.service': 'web', 'com.docker.compose.container-number': '2' };
+
+  test('When containers start, turn healthy, exit or turn unhealthy, then each event is one line in the local formation\'s form', () => {
+    expect(lifecycleLine(event('start', web2))).toBe('web-2   | started');
+    expect(lifecycleLine(event('health_status: healthy', web2))).toBe('web-2   | ready');
+    expect(lifecycleLine(event('die', { ...web2, exitCode: '137' }))).toBe('web-2   | exited (code 137)');
+    expect(lifecycleLine(event('health_status: unhealthy', web2))).toMatch(/^web-2 {3}\| unhealthy: GET \/readyz fails/);
+    expect(lifecycleLine(event('health_status: healthy', { 'com.docker.compose.service': 'redis', 'com.docker.compose.container-number': '1' }))).toBe(
+      'redis   | healthy',
+    );
+  });
+
+  test('When the healthcheck execs run, or a one-off admin task starts, then nothing is printed', () => {
+    expect(lifecycleLine(event('exec_start: node -e fetch(...)', web2))).toBeUndefined();
+    expect(lifecycleLine(event('exec_die', web2))).toBeUndefined();
+    expect(lifecycleLine(event('start', { 'com.docker.compose.service': 'admin', 'com.docker.compose.oneoff': 'True' }))).toBeUndefined();
+    expect(lifecycleLine({ Action: 'start' })).toBeUndefined();
   });
 });
 
