@@ -5,6 +5,7 @@ import { Ajv } from 'ajv';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { composeArgv, envFileOf } from '../../formation/docker-commands.js';
+import { loadtestRunArgs, targetPort, TARGET_VARIABLE } from '../../formation/docker-loadtest.js';
 import { lifecycleLine } from '../../formation/docker-up.js';
 import { TEMPLATE_PATH, UPSTREAM_SERVER_PARAMS } from '../../formation/nginx-config.js';
 import { fromRoot, ROOT } from '../../formation/paths.js';
@@ -443,6 +444,44 @@ describe('make up in Docker mode: the lifecycle lines (formation/docker-up.ts)',
     expect(lifecycleLine(event('exec_die', web2))).toBeUndefined();
     expect(lifecycleLine(event('start', { 'com.docker.compose.service': 'admin', 'com.docker.compose.oneoff': 'True' }))).toBeUndefined();
     expect(lifecycleLine({ Action: 'start' })).toBeUndefined();
+  });
+});
+
+describe('make loadtest against a Docker formation (formation/docker-loadtest.ts)', () => {
+  const formation = { project: 'headcount', lbId: 'abc123def456', image: 'headcount-web:local', replicas: ['0123456789ab', 'ba9876543210'], directUrl: 'http://172.18.0.3:3000' };
+
+  test('When the load is run, then it runs in the lb\'s network namespace towards 127.0.0.1:8080, the one address the rate limit exempts', () => {
+    const args = loadtestRunArgs(formation, ['--requests', '3000'], { REQUESTS: '5000', MODE: 'docker' }, false);
+    const passed = args.find((a) => a.startsWith(`${TARGET_VARIABLE}=`))?.slice(TARGET_VARIABLE.length + 1) ?? '{}';
+    const target = JSON.parse(passed) as { lbUrl: string; replicas: string[] };
+
+    expect(args).toEqual(expect.arrayContaining(['--network', 'container:abc123def456', '--rm', '--init']));
+    expect(args[args.indexOf('--network') + 1]).toBe('container:abc123def456');
+    expect(target).toMatchObject({ lbUrl: 'http://127.0.0.1:8080', replicas: formation.replicas, directUrl: formation.directUrl });
+    expect(environment('lb').LB_RATE_LIMIT_EXEMPT).toBe('127.0.0.1 1;');
+    expect(new URL(target.lbUrl).hostname).toBe('127.0.0.1');
+    // The loadtest's own variables pass on; MODE does not matter in there.
+    expect(args).toContain('REQUESTS=5000');
+    expect(args).not.toContain('MODE=docker');
+    expect(args.slice(-4)).toEqual(['headcount-web:local', 'dist/loadtest/cli.js', '--requests', '3000']);
+  });
+
+  test('When the reports are written, then they land in this checkout, mounted at the same path, as the caller\'s uid', () => {
+    const args = loadtestRunArgs(formation, [], {}, false);
+
+    expect(args[args.indexOf('--volume') + 1]).toBe(`${ROOT}:${ROOT}`);
+    expect(args[args.indexOf('--workdir') + 1]).toBe(ROOT);
+    expect(args[args.indexOf('--user') + 1]).toBe(`${process.getuid!()}:${process.getgid!()}`);
+    expect(args).not.toContain('--tty');
+    expect(loadtestRunArgs(formation, [], {}, true)).toEqual(expect.arrayContaining(['--interactive', '--tty']));
+  });
+
+  test('When the target is another machine, then no Docker formation is looked for; on this machine its port is LB_URL\'s, else LB_PORT', () => {
+    expect(targetPort({ LB_URL: 'http://example.com:8080' })).toBeUndefined();
+    expect(targetPort({ LB_URL: 'http://localhost:9090', LB_PORT: '8080' })).toBe(9090);
+    expect(targetPort({ LB_URL: 'http://127.0.0.1' })).toBe(80);
+    expect(targetPort({ LB_PORT: '9191' })).toBe(9191);
+    expect(targetPort({})).toBe(8080);
   });
 });
 
