@@ -43,7 +43,10 @@ export async function upDocker(options: FormationOptions, env: NodeJS.ProcessEnv
   try {
     process.stderr.write(`+ docker ${[...compose, 'up', '--build', '--detach', '--wait', ...scaleArgs(options)].join(' ')}\n`);
     const up = await exitOf('docker', [...compose, 'up', '--build', '--detach', '--wait', ...scaleArgs(options)], { ...spawnOptions, stdio: 'inherit' });
-    if (!stopRequested && up !== 0) say(`docker compose up failed (exit ${up}); stopping what it started`);
+    if (!stopRequested && up !== 0) {
+      // Stopped, not removed: their output stays for `docker compose logs`.
+      say(`docker compose up failed (exit ${up}); stopping what it started. What the containers said: docker compose -p ${projectName(options)} logs`);
+    }
     if (!stopRequested && up === 0) {
       events = followLifecycle(options, spawnOptions.env, say, () => {
         if (stopRequested) return;

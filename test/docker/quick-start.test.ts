@@ -126,6 +126,21 @@ describe('the README quick start with MODE=docker: make up, make reset-count, Ct
     expect(lines.slice(from).filter((line) => /"(msg|request_id)"/.test(line))).toEqual([]);
   });
 
+  test('When a replica is restarted while make up runs, then its terminal shows one line as it exits, starts and is ready again', async () => {
+    const [replica] = await formation.containers('web');
+    const name = `web-${/-web-(\d+)$/.exec(replica!.name)![1]}`;
+    const from = lines.length;
+
+    await formation.docker(['restart', replica!.id], 60_000);
+    await waitFor(`${name} to be reported ready again`, async () => lines.slice(from).some((l) => l.startsWith(`${name.padEnd(8)}| ready`)), 60_000, 200);
+
+    expect(lines.slice(from).filter((l) => l.startsWith(name.padEnd(8)))).toEqual([
+      `${name.padEnd(8)}| exited (code 0)`,
+      `${name.padEnd(8)}| started`,
+      `${name.padEnd(8)}| ready`,
+    ]);
+  });
+
   test('When make logs runs in Docker mode, then it follows every container\'s lines, request lines included, prefixed by container', async () => {
     const logs = spawn('node', ['dist/formation/cli.js', 'logs'], {
       cwd: ROOT,
