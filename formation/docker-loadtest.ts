@@ -16,8 +16,8 @@ type Env = Readonly<Record<string, string | undefined>>;
  *
  * The container runs this same CLI (dist/loadtest/cli.js) from the checkout,
  * mounted at the same path so the report paths it prints are the host's, with
- * the image the replicas run (it has node), as the caller's uid and gid so the
- * reports are theirs. The replica list (container hostnames, the X-Replica
+ * the image the replicas run (it has node), as the caller (callerInContainer)
+ * so the reports are theirs. The replica list (container hostnames, the X-Replica
  * values) and one replica's own address are handed in, so the per-replica
  * split and the direct comparison are checked as for a local formation.
  */
@@ -95,8 +95,20 @@ export function findDockerFormation(port: number, env: Env): DockerFormation | u
 /** Variables the loadtest CLI reads (loadtest/options.ts), plus what the terminal output depends on. */
 const PASSED_ON = ['REQUESTS', 'CONNECTIONS', 'DURATION', 'CONCURRENCIES', 'REPLICAS', 'NO_COLOR', 'FORCE_COLOR', 'TERM', 'COLUMNS'];
 
+/**
+ * The user the load runs as, so the reports in loadtest/results/ are the
+ * caller's: their uid and gid; with rootless Docker, the container's root,
+ * which is the caller on the host (their own uid would map to a subordinate
+ * id that cannot write to the checkout).
+ */
+export function callerInContainer(env: Env): string {
+  const info = docker(['info', '--format', '{{json .SecurityOptions}}'], env);
+  if (info.status === 0 && info.stdout.includes('name=rootless')) return '0:0';
+  return `${process.getuid?.() ?? 1000}:${process.getgid?.() ?? 1000}`;
+}
+
 /** The `docker run` arguments that run the loadtest CLI in the lb's network namespace. */
-export function loadtestRunArgs(formation: DockerFormation, argv: readonly string[], env: Env, tty: boolean): string[] {
+export function loadtestRunArgs(formation: DockerFormation, argv: readonly string[], env: Env, tty: boolean, user: string): string[] {
   const target: DockerTarget = {
     lbUrl: 'http://127.0.0.1:8080',
     replicas: formation.replicas,
@@ -110,7 +122,7 @@ export function loadtestRunArgs(formation: DockerFormation, argv: readonly strin
     // Node as PID 1 would ignore Ctrl-C; docker's init passes it on.
     '--init',
     '--network', `container:${formation.lbId}`,
-    '--user', `${process.getuid?.() ?? 1000}:${process.getgid?.() ?? 1000}`,
+    '--user', user,
     '--volume', `${ROOT}:${ROOT}`,
     '--workdir', ROOT,
     '--read-only', '--tmpfs', '/tmp', '--env', 'HOME=/tmp',
@@ -139,7 +151,7 @@ export async function loadtestInDocker(argv: readonly string[], env: Env = proce
       "the load runs in a container in the load balancer's network namespace, so nginx sees 127.0.0.1, which its rate limit exempts\n",
   );
   const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
-  const args = loadtestRunArgs(formation, argv, env, tty);
+  const args = loadtestRunArgs(formation, argv, env, tty, callerInContainer(env));
   return new Promise((resolve) => {
     const child = spawn('docker', args, { env: env as NodeJS.ProcessEnv, stdio: 'inherit' });
     child.on('error', (error) => {

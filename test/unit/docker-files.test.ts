@@ -5,7 +5,7 @@ import { Ajv } from 'ajv';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { composeArgv, envFileOf } from '../../formation/docker-commands.js';
-import { loadtestRunArgs, targetPort, TARGET_VARIABLE } from '../../formation/docker-loadtest.js';
+import { callerInContainer, loadtestRunArgs, targetPort, TARGET_VARIABLE } from '../../formation/docker-loadtest.js';
 import { lifecycleLine } from '../../formation/docker-up.js';
 import { TEMPLATE_PATH, UPSTREAM_SERVER_PARAMS } from '../../formation/nginx-config.js';
 import { fromRoot, ROOT } from '../../formation/paths.js';
@@ -451,7 +451,7 @@ describe('make loadtest against a Docker formation (formation/docker-loadtest.ts
   const formation = { project: 'headcount', lbId: 'abc123def456', image: 'headcount-web:local', replicas: ['0123456789ab', 'ba9876543210'], directUrl: 'http://172.18.0.3:3000' };
 
   test('When the load is run, then it runs in the lb\'s network namespace towards 127.0.0.1:8080, the one address the rate limit exempts', () => {
-    const args = loadtestRunArgs(formation, ['--requests', '3000'], { REQUESTS: '5000', MODE: 'docker' }, false);
+    const args = loadtestRunArgs(formation, ['--requests', '3000'], { REQUESTS: '5000', MODE: 'docker' }, false, '1000:1000');
     const passed = args.find((a) => a.startsWith(`${TARGET_VARIABLE}=`))?.slice(TARGET_VARIABLE.length + 1) ?? '{}';
     const target = JSON.parse(passed) as { lbUrl: string; replicas: string[] };
 
@@ -467,13 +467,17 @@ describe('make loadtest against a Docker formation (formation/docker-loadtest.ts
   });
 
   test('When the reports are written, then they land in this checkout, mounted at the same path, as the caller\'s uid', () => {
-    const args = loadtestRunArgs(formation, [], {}, false);
+    // No engine answers here: the caller's own uid and gid.
+    const user = callerInContainer({ DOCKER_HOST: 'unix:///nonexistent/docker.sock' });
 
+    const args = loadtestRunArgs(formation, [], {}, false, user);
+
+    expect(user).toBe(`${process.getuid!()}:${process.getgid!()}`);
     expect(args[args.indexOf('--volume') + 1]).toBe(`${ROOT}:${ROOT}`);
     expect(args[args.indexOf('--workdir') + 1]).toBe(ROOT);
-    expect(args[args.indexOf('--user') + 1]).toBe(`${process.getuid!()}:${process.getgid!()}`);
+    expect(args[args.indexOf('--user') + 1]).toBe(user);
     expect(args).not.toContain('--tty');
-    expect(loadtestRunArgs(formation, [], {}, true)).toEqual(expect.arrayContaining(['--interactive', '--tty']));
+    expect(loadtestRunArgs(formation, [], {}, true, user)).toEqual(expect.arrayContaining(['--interactive', '--tty']));
   });
 
   test('When the target is another machine, then no Docker formation is looked for; on this machine its port is LB_URL\'s, else LB_PORT', () => {
