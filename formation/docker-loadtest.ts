@@ -139,12 +139,17 @@ export function loadtestRunArgs(formation: DockerFormation, argv: readonly strin
  * Runs `make loadtest` in the lb's network namespace when a Docker formation
  * publishes the target port, and returns its exit status; undefined when
  * there is none (MODE=local, another machine's LB_URL, no engine), so the
- * caller loads the target itself.
+ * caller loads the target itself. With MODE=docker and no such formation, it
+ * throws rather than let the caller start a local one.
  */
 export async function loadtestInDocker(argv: readonly string[], env: Env = process.env): Promise<number | undefined> {
   if (dockerTarget(env) || env.MODE === 'local') return undefined;
   const port = targetPort(env);
   const formation = port === undefined ? undefined : findDockerFormation(port, env);
+  if (!formation && env.MODE === 'docker' && port !== undefined) {
+    // Not a local formation started in its place: MODE=docker asked for Docker.
+    throw new Error(`MODE=docker, but no compose formation publishes port ${port}: start one first (make start MODE=docker LB_PORT=${port})`);
+  }
   if (!formation) return undefined;
   process.stderr.write(
     `Docker formation on port ${port} (compose project ${formation.project}, replicas ${formation.replicas.join(', ')}): ` +

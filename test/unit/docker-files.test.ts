@@ -5,7 +5,7 @@ import { Ajv } from 'ajv';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { composeArgv, envFileOf } from '../../formation/docker-commands.js';
-import { callerInContainer, loadtestRunArgs, targetPort, TARGET_VARIABLE } from '../../formation/docker-loadtest.js';
+import { callerInContainer, loadtestInDocker, loadtestRunArgs, targetPort, TARGET_VARIABLE } from '../../formation/docker-loadtest.js';
 import { lifecycleLine } from '../../formation/docker-up.js';
 import { TEMPLATE_PATH, UPSTREAM_SERVER_PARAMS } from '../../formation/nginx-config.js';
 import { fromRoot, ROOT } from '../../formation/paths.js';
@@ -478,6 +478,14 @@ describe('make loadtest against a Docker formation (formation/docker-loadtest.ts
     expect(args[args.indexOf('--user') + 1]).toBe(user);
     expect(args).not.toContain('--tty');
     expect(loadtestRunArgs(formation, [], {}, true, user)).toEqual(expect.arrayContaining(['--interactive', '--tty']));
+  });
+
+  test('When MODE=docker and no compose formation publishes the port, then make loadtest says to start one instead of starting a local formation', async () => {
+    const env = { MODE: 'docker', LB_PORT: '9999', DOCKER_HOST: 'unix:///nonexistent/docker.sock', PATH: process.env.PATH };
+
+    await expect(loadtestInDocker([], env)).rejects.toThrow('MODE=docker, but no compose formation publishes port 9999: start one first (make start MODE=docker LB_PORT=9999)');
+    await expect(loadtestInDocker([], { ...env, MODE: 'auto' })).resolves.toBeUndefined();
+    await expect(loadtestInDocker([], { ...env, MODE: 'local' })).resolves.toBeUndefined();
   });
 
   test('When the target is another machine, then no Docker formation is looked for; on this machine its port is LB_URL\'s, else LB_PORT', () => {
