@@ -41,8 +41,9 @@ export async function upDocker(options: FormationOptions, env: NodeJS.ProcessEnv
 
   let events: ReturnType<typeof spawn> | undefined;
   try {
-    process.stderr.write(`+ docker ${[...compose, 'up', '--build', '--detach', '--wait', ...scaleArgs(options)].join(' ')}\n`);
-    const up = await exitOf('docker', [...compose, 'up', '--build', '--detach', '--wait', ...scaleArgs(options)], { ...spawnOptions, stdio: 'inherit' });
+    const upArgs = [...compose, 'up', '--build', '--detach', '--wait', ...scaleArgs(options)];
+    process.stderr.write(`+ docker ${upArgs.join(' ')}\n`);
+    const up = await exitOf('docker', upArgs, { ...spawnOptions, stdio: 'inherit' });
     if (!stopRequested && up !== 0) {
       // Stopped, not removed: their output stays for `docker compose logs`.
       say(`docker compose up failed (exit ${up}); stopping what it started. What the containers said: docker compose -p ${projectName(options)} logs`);
