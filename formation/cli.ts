@@ -4,8 +4,9 @@
 // and from ENV_FILE (default .env), where the environment has not set them.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { dockerCommands } from './docker-commands.js';
 import { loadEnvFile } from '../web/env-file.js';
+import { dockerCommands } from './docker-commands.js';
+import { upDocker } from './docker-up.js';
 import { cleanData, logsLocal, restartLocal, runLocal, startLocal, stopLocal } from './local-commands.js';
 import { loadFormationOptions, resolveMode, type FormationOptions } from './options.js';
 import { readLiveState } from './state.js';
@@ -23,7 +24,7 @@ async function main(command: string | undefined, arg: string | undefined): Promi
   if (mode === 'docker') {
     switch (command) {
       case 'up':
-        return dockerCommands.run(options);
+        return upDocker(options);
       case 'start':
         return dockerCommands.start(options);
       case 'stop':
@@ -34,6 +35,8 @@ async function main(command: string | undefined, arg: string | undefined): Promi
         return dockerCommands.status(options);
       case 'reset-count':
         return dockerCommands.resetCount(options, arg);
+      case 'logs':
+        return dockerCommands.logs(options);
     }
   } else {
     switch (command) {
