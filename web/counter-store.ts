@@ -134,7 +134,11 @@ export function createRedisCounterStore(redis: Redis, options: RedisCounterOptio
   const guard = async <T>(command: () => Promise<T>): Promise<T> => {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`Command timed out (no answer within ${deadlineMs} ms)`)), deadlineMs);
+      // Rejected in the check phase, after this turn's I/O: when the event loop
+      // itself was stalled past the deadline (a cold or CPU-starved replica),
+      // a reply that did arrive meanwhile is read first and wins. Only an
+      // answer still missing by then is a timeout.
+      timer = setTimeout(() => setImmediate(() => reject(new Error(`Command timed out (no answer within ${deadlineMs} ms)`))), deadlineMs);
     });
     try {
       // A command given up on may still run later; an increment that lands

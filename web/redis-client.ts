@@ -18,9 +18,6 @@ export interface RedisClientOptions {
 export function createRedisClient(options: RedisClientOptions, logger: Logger): Redis {
   const redis = new Redis(options.url, {
     connectionName: options.connectionName,
-    // A hung Redis (SIGSTOP, a slow script) keeps the socket open: only a
-    // per-command timeout turns that into an error.
-    commandTimeout: options.commandTimeoutMs,
     connectTimeout: Math.max(1_000, options.commandTimeoutMs),
     // Reject at once while disconnected instead of buffering increments that
     // would all land, late, after recovery.
@@ -39,6 +36,15 @@ export function createRedisClient(options: RedisClientOptions, logger: Logger): 
     // and about a third less CPU in Redis under load.
     enableAutoPipelining: true,
   });
+  // A hung Redis (SIGSTOP, a slow script) keeps the socket open: each caller's
+  // own deadline (web/counter-store.ts) answers the visit in time, and this
+  // per-command timeout, well behind it, releases what a hung Redis never
+  // answers. It is armed only once connected: a timed-out AUTH or CLIENT
+  // SETNAME during the handshake (a busy host) left the client "ready" with a
+  // stream that refused every later command, for good.
+  const backstopMs = Math.max(1_000, 4 * options.commandTimeoutMs);
+  redis.on('ready', () => (redis.options.commandTimeout = backstopMs));
+  redis.on('close', () => delete redis.options.commandTimeout);
   // Logged once per outage, not once per reconnect attempt; a refused login
   // (WRONGPASS, a disabled user) at error level with Redis's words, as it
   // will not pass by itself, and again at most every 10 s while it lasts.

@@ -31,6 +31,42 @@ describe('the Redis counter store', () => {
     expect(await store.read()).toBe(500);
   });
 
+  test('When the event loop stalls past the deadline while Redis answers, then the visit is answered, not timed out', async () => {
+    const store = storeOn(redis);
+    const visit = store.countVisit(randomUUID());
+    // Once the command is written, block the loop for more than the 250 ms
+    // deadline, as a cold or CPU-starved replica does; Redis answers meanwhile.
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const until = performance.now() + 600; performance.now() < until; );
+
+    await expect(visit).resolves.toBe(1);
+  });
+
+  test('When the handshake is slower than the command timeout (a busy host at start), then it completes and the client counts', async () => {
+    // A user with a password, so the handshake begins with AUTH.
+    await redis.call('ACL', 'SETUSER', 'slow-start', 'on', '>slow-start-password', '~*', '+@all');
+    const url = new URL(inject('redisUrl'));
+    [url.username, url.password] = ['slow-start', 'slow-start-password'];
+    const slowStart = client(url.href);
+    const errors: string[] = [];
+    slowStart.on('error', (error: Error) => errors.push(error.message));
+    // The event loop blocked just after the handshake (AUTH, CLIENT SETNAME) went out.
+    slowStart.once('connect', () => {
+      for (const until = performance.now() + 600; performance.now() < until; );
+    });
+    try {
+      await ready(slowStart);
+      const store = storeOn(slowStart);
+
+      await expect(store.countVisit(randomUUID())).resolves.toBe(1);
+      await expect(store.countVisit(randomUUID())).resolves.toBe(2);
+      // The handshake was not cut short by a timeout (which reconnects, and was seen to wedge the client).
+      expect(errors).toEqual([]);
+    } finally {
+      slowStart.disconnect();
+    }
+  });
+
   test('When the same request id is counted twice, then the repeat gets the first number and the count moves once', async () => {
     const store = storeOn(redis);
     await store.countVisit();
