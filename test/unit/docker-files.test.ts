@@ -13,7 +13,7 @@ import { loadConfig } from '../../web/config.js';
 
 // No Docker engine runs where these tests run, so the Docker files are checked
 // as files: the compose files against the Compose Specification's own schema
-// (schemas/README.md) plus the properties the formation relies on, and the
+// (test/fixtures/schemas/README.md) plus the properties the formation relies on, and the
 // Dockerfile by its instructions.
 
 interface Service {
@@ -82,7 +82,7 @@ const PINNED_DEBIAN_IMAGE = /^[a-z0-9._/-]+:\d+\.\d+\.\d+-(trixie|bookworm)(-sli
 describe('docker-compose.yml and docker-compose.scale.yml: the Compose Specification', () => {
   // The schema names the https spelling of the draft-07 meta-schema, which ajv
   // registers under its http id; the meta-schema is the same.
-  const schema = JSON.parse(readText('schemas/compose-spec.json')) as { $schema: string };
+  const schema = JSON.parse(readText('test/fixtures/schemas/compose-spec.json')) as { $schema: string };
   const validate = new Ajv({ strict: false, allErrors: true }).compile({
     ...schema,
     $schema: 'http://json-schema.org/draft-07/schema#',
