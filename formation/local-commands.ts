@@ -142,7 +142,8 @@ export async function runLocal(options: FormationOptions, detached = false): Pro
   const signal = await stopRequested;
   stopping = true;
   foreground.stop();
-  print(`${signal}: stopping the formation`);
+  // After the terminal's own "^C", on a line of its own.
+  print(`${process.stdout.isTTY ? '\n' : ''}${signal}: stopping the formation`);
   await restarting.catch(() => {});
   await formation.stop();
   await removeState(options.LB_PORT);
