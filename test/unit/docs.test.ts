@@ -18,6 +18,10 @@ import { fromRoot, ROOT } from '../../formation/paths.js';
 //   count), or a non-comment word of the Makefile, docker-compose*.yml,
 //   lb/ or redis/. Prose words and Redis commands (`INCR`) do not count.
 
+// Parsing every TypeScript file of the code takes about a second, several on a
+// busy machine: the tests that read the code get more than vitest's 5 s.
+const READS_CODE = { timeout: 30_000 };
+
 const DOCS = ['README.md', 'CONTRIBUTING.md', 'CHANGELOG.md', 'loadtest/README.md', ...mdIn('docs')];
 
 /** Variables other programs read, so no code of ours does: name -> who reads it. */
@@ -316,7 +320,7 @@ describe('the docs checker itself', () => {
     expect([...targets].filter((t) => !makefileTargets(readRepo('Makefile')!).has(t))).toEqual(['frobnicate']);
   });
 
-  test('When a doc names a variable no code reads, then the check names it', () => {
+  test('When a doc names a variable no code reads, then the check names it', READS_CODE, () => {
     const named = variablesIn(sample);
 
     expect([...named].filter((name) => !readBy(codeText())(name)).sort()).toEqual(['HEADCOUNT_ALSO_MADE_UP', 'HEADCOUNT_MADE_UP']);
@@ -366,7 +370,7 @@ describe('the docs', () => {
     expect(new Set(named.flatMap(({ targets }) => [...targets])).size).toBeGreaterThan(15);
   });
 
-  test('When the docs name an environment variable, then the code reads it', () => {
+  test('When the docs name an environment variable, then the code reads it', READS_CODE, () => {
     const isRead = readBy(codeText());
     const named = docs.map(({ file, text }) => ({ file, names: [...variablesIn(text)] }));
 
@@ -377,7 +381,7 @@ describe('the docs', () => {
     expect(new Set(named.flatMap(({ names }) => names)).size).toBeGreaterThan(30);
   });
 
-  test('When a config schema reads a variable, then the table in docs/configuration.md lists it', () => {
+  test('When a config schema reads a variable, then the table in docs/configuration.md lists it', READS_CODE, () => {
     const listed = new Set(parseMarkdown(readRepo('docs/configuration.md')!).variableCells.flatMap((cell) => [...cell.matchAll(SPAN)].map((m) => m[2]!.trim())));
     const read = schemaVariables();
 
