@@ -370,6 +370,14 @@ describe('the docs', () => {
     expect(new Set(named.flatMap(({ targets }) => [...targets])).size).toBeGreaterThan(15);
   });
 
+  test('When the Makefile has a target with help, then docs/operations.md lists it', () => {
+    const documented = makeTargetsIn(readRepo('docs/operations.md')!).targets;
+    const withHelp = [...readRepo('Makefile')!.matchAll(/^([a-z][a-z0-9-]*):.*## /gm)].map((m) => m[1]!).filter((t) => t !== 'help');
+
+    expect(withHelp.filter((target) => !documented.has(target))).toEqual([]);
+    expect(withHelp.length).toBeGreaterThan(15);
+  });
+
   test('When the docs name an environment variable, then the code reads it', READS_CODE, () => {
     const isRead = readBy(codeText());
     const named = docs.map(({ file, text }) => ({ file, names: [...variablesIn(text)] }));
