@@ -17,6 +17,10 @@ import { fromRoot, ROOT } from '../../formation/paths.js';
 //   in the TypeScript of web/, admin/, formation/, loadtest/ (comments do not
 //   count), or a non-comment word of the Makefile, docker-compose*.yml,
 //   lb/ or redis/. Prose words and Redis commands (`INCR`) do not count.
+// And the other way round: every key of a config schema (z.object) is in the
+// table of docs/configuration.md, and every Makefile target with a `## help`
+// in the table of docs/operations.md. The first block below shows that each
+// check names a made-up target, variable, file and anchor.
 
 // Parsing every TypeScript file of the code takes about a second, several on a
 // busy machine: the tests that read the code get more than vitest's 5 s.
