@@ -1,9 +1,8 @@
 # headcount: the front door. `make` alone lists every target.
 # Variables can be overridden on the command line: make up REPLICAS=6 LB_PORT=9090
-REPLICAS ?= 4
-LB_PORT  ?= 8080
-MODE     ?= auto
-export REPLICAS LB_PORT MODE
+# Their defaults live in the CLI (formation/options.ts), not here, so that the
+# environment and ENV_FILE (default .env) reach it: make's command-line
+# variables are in every recipe's environment and win over both.
 
 NODE_MODULES := node_modules/.package-lock.json
 BUILD_STAMP  := dist/.built
@@ -11,12 +10,14 @@ SOURCES      := $(shell find web admin formation loadtest -name '*.ts' -not -nam
 CLI          := node dist/formation/cli.js
 
 .DEFAULT_GOAL := help
-.PHONY: help install build up start stop restart status reset-count loadtest loadtest-k6 bench chaos test test-unit test-integration test-cluster typecheck os-deps clean
+.PHONY: help install build up start stop restart status logs reset-count loadtest loadtest-k6 bench chaos test test-unit test-integration test-cluster test-docker typecheck os-deps test-deps clean clean-data
 
 help: ## Show this help
 	@printf 'headcount: stateless counter replicas behind Nginx, sharing one Redis.\n\n'
-	@printf 'Usage: make <target> [REPLICAS=$(REPLICAS)] [LB_PORT=$(LB_PORT)] [MODE=auto|local|docker]\n\n'
-	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_-]+:.*## / { printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@printf 'Usage: make <target> [REPLICAS=4] [LB_PORT=8080] [MODE=auto|local|docker] [ENV_FILE=.env]\n\n'
+	@# Colour only on a terminal, and never with NO_COLOR set (no-color.org).
+	@if [ -t 1 ] && [ -z "$$NO_COLOR" ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
+	awk -v on="$$on" -v off="$$off" 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_-]+:.*## / { printf "  %s%-17s%s %s\n", on, $$1, off, $$2 }' $(MAKEFILE_LIST)
 
 $(NODE_MODULES): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -31,13 +32,13 @@ $(BUILD_STAMP): $(NODE_MODULES) $(SOURCES)
 
 build: $(BUILD_STAMP) ## Compile TypeScript to dist/
 
-up: build ## Run the formation in the foreground (Docker if an engine answers, else local processes); Ctrl-C stops it
+up: build ## Run the formation in the foreground (Docker if an engine answers, else local processes); Ctrl-C stops it. VERBOSE=1: every log line
 	@$(CLI) up
 
 start: build ## Start the formation detached; returns once every replica is ready and the load balancer answers
 	@$(CLI) start
 
-stop: build ## Stop the formation that `make start` started on LB_PORT (and nothing else)
+stop: build ## Stop the formation on LB_PORT, started by `make up` or `make start` (and nothing else)
 	@$(CLI) stop
 
 restart: build ## Rolling restart: replicas one at a time, the load balancer keeps serving
@@ -45,6 +46,9 @@ restart: build ## Rolling restart: replicas one at a time, the load balancer kee
 
 status: build ## Show the running formation on LB_PORT
 	@$(CLI) status
+
+logs: build ## Follow every process's log of the formation on LB_PORT, prefixed by process (Docker: docker compose logs -f)
+	@$(CLI) logs
 
 reset-count: build ## One-off admin process: reset the count to 0 atomically and print old and new value
 	@$(CLI) reset-count $(VALUE)
@@ -61,27 +65,33 @@ bench: build ## Scaling and overhead figures side by side (1/2/4 replicas, direc
 chaos: build ## Fault scenarios under load (replica kill/SIGTERM/rolling restart, nginx reload, Redis stop/hang/restart/long outage); one table
 	@node dist/loadtest/chaos/cli.js
 
-os-deps: build ## Install redis-server, nginx and chromium from Debian's packages if missing (root), else print the command
+os-deps: build ## Install the local formation's redis-server and nginx from Debian's packages if missing (root), else print the command
 	@node dist/formation/os-deps.js
+
+test-deps: build ## os-deps, and chromium for the page tests
+	@node dist/formation/os-deps.js chromium
 
 typecheck: $(NODE_MODULES) ## Type-check everything, tests and k6 scripts included
 	npx tsc -p tsconfig.json --noEmit
 	npx tsc -p loadtest/k6/tsconfig.json
 
-test: build os-deps typecheck ## Run the unit, integration and cluster tiers, installing what is missing
+test: build test-deps typecheck ## Run the unit, integration and cluster tiers, installing what is missing
 	npx vitest run --project unit --project integration --project cluster
 
 test-unit: build ## Unit tests only (pure logic, milliseconds)
 	npx vitest run --project unit
 
-test-integration: build os-deps ## Integration tests against a real redis-server
+test-integration: build test-deps ## Integration tests against a real redis-server
 	npx vitest run --project integration
 
-test-cluster: build os-deps ## Cluster tests: real nginx in front of real replicas and Redis
+test-cluster: build test-deps ## Cluster tests: real nginx in front of real replicas and Redis
 	npx vitest run --project cluster
 
 test-docker: build ## Docker tier: docker compose up/scale/restart/stop for real (private dockerd and stand-in images if no engine answers)
 	npx vitest run --project docker
 
-clean: ## Remove build output and local formation state (stop formations first)
-	rm -rf dist .run
+clean: ## Remove build output (dist/); local data stays (see clean-data)
+	rm -rf dist
+
+clean-data: build ## Delete the local formations' data in .run/ (counts, Redis passwords, logs); refuses while one runs
+	@$(CLI) clean-data

@@ -2,15 +2,19 @@
 // `node dist/admin/reset-count.js [value]` with the same environment as the
 // web replicas. Resets the count atomically and says what it was.
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
-import { config as loadDotenv } from 'dotenv';
 import { loadConfig } from '../web/config.js';
-import { createRedisCounterStore } from '../web/counter-store.js';
+import { loadEnvFile } from '../web/env-file.js';
+import { createCounterStore } from '../web/counter-store.js';
 import { createLogger } from '../web/logger.js';
 import { createRedisClient } from '../web/redis-client.js';
 import { failStartup } from '../web/startup-error.js';
 
-if (process.env.NODE_ENV !== 'production' && existsSync('.env')) loadDotenv({ path: '.env', quiet: true });
+// The same env file as the replicas and the formation (ENV_FILE, or .env), outside production.
+try {
+  if (process.env.NODE_ENV !== 'production') loadEnvFile(process.env);
+} catch (error) {
+  failStartup(error);
+}
 
 const arg = process.argv[2] ?? '0';
 if (!/^\d{1,15}$/.test(arg)) failStartup(new Error(`reset-count: the new value must be a whole number, got "${arg}"`));
@@ -22,18 +26,13 @@ try {
   failStartup(error);
 }
 const logger = createLogger({ ...config, LOG_LEVEL: 'warn' });
-const redis = createRedisClient(
-  { url: config.REDIS_URL, commandTimeoutMs: Math.max(config.REDIS_COMMAND_TIMEOUT_MS, 2_000), connectionName: 'headcount-admin' },
-  logger,
-);
+// A person waits for this one command: give Redis longer than a visit gets.
+const commandTimeoutMs = Math.max(config.REDIS_COMMAND_TIMEOUT_MS, 2_000);
+const redis = createRedisClient({ url: config.REDIS_URL, commandTimeoutMs, connectionName: 'headcount-admin' }, logger);
 try {
   // The client fails fast rather than queueing, so wait for the connection first.
   if (redis.status !== 'ready') await once(redis, 'ready', { signal: AbortSignal.timeout(5_000) });
-  const store = createRedisCounterStore(redis, {
-    counterKey: config.COUNTER_KEY,
-    idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
-  });
-  const { previous, current } = await store.reset(Number(arg));
+  const { previous, current } = await createCounterStore(redis, { ...config, REDIS_COMMAND_TIMEOUT_MS: commandTimeoutMs }).reset(Number(arg));
   process.stdout.write(`reset ${config.COUNTER_KEY}: ${previous} -> ${current}\n`);
   await redis.quit();
 } catch (error) {

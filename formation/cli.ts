@@ -1,23 +1,30 @@
 // The formation's front door, called by the Makefile:
-//   node dist/formation/cli.js <up|start|stop|restart|status|reset-count> [value]
-// REPLICAS, LB_PORT and MODE come from the environment (make passes them).
+//   node dist/formation/cli.js <up|start|stop|restart|status|logs|reset-count|clean-data> [value]
+// REPLICAS, LB_PORT, MODE, ... come from the environment (make passes them)
+// and from ENV_FILE (default .env), where the environment has not set them.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { loadEnvFile } from '../web/env-file.js';
 import { dockerCommands } from './docker-commands.js';
-import { restartLocal, runLocal, startLocal, stopLocal } from './local-commands.js';
+import { upDocker } from './docker-up.js';
+import { cleanData, logsLocal, restartLocal, runLocal, startLocal, stopLocal } from './local-commands.js';
 import { loadFormationOptions, resolveMode, type FormationOptions } from './options.js';
 import { readLiveState } from './state.js';
 
 const ADMIN = fileURLToPath(new URL('../admin/reset-count.js', import.meta.url));
 
 async function main(command: string | undefined, arg: string | undefined): Promise<number> {
+  // Loaded into this process's environment, so every process it starts (the
+  // replicas, the admin task, docker compose) reads the same values.
+  loadEnvFile(process.env);
   const options = loadFormationOptions(process.env);
+  if (command === 'clean-data') return cleanData();
   // `run` is the detached supervisor that `start` spawns: always local.
   const mode = command === 'run' ? 'local' : resolveMode(options.MODE);
   if (mode === 'docker') {
     switch (command) {
       case 'up':
-        return dockerCommands.run(options);
+        return upDocker(options);
       case 'start':
         return dockerCommands.start(options);
       case 'stop':
@@ -28,12 +35,15 @@ async function main(command: string | undefined, arg: string | undefined): Promi
         return dockerCommands.status(options);
       case 'reset-count':
         return dockerCommands.resetCount(options, arg);
+      case 'logs':
+        return dockerCommands.logs(options);
     }
   } else {
     switch (command) {
       case 'up':
-      case 'run':
         return runLocal(options);
+      case 'run':
+        return runLocal(options, true);
       case 'start':
         return startLocal(options);
       case 'stop':
@@ -42,11 +52,13 @@ async function main(command: string | undefined, arg: string | undefined): Promi
         return restartLocal(options);
       case 'status':
         return statusLocal(options);
+      case 'logs':
+        return logsLocal(options);
       case 'reset-count':
         return resetCountLocal(options, arg);
     }
   }
-  process.stderr.write('usage: cli.js <up|start|stop|restart|status|reset-count> [value]\n');
+  process.stderr.write('usage: cli.js <up|start|stop|restart|status|logs|reset-count|clean-data> [value]\n');
   return 2;
 }
 
@@ -72,6 +84,12 @@ function resetCountLocal(options: FormationOptions, arg: string | undefined): nu
   const args = [ADMIN, ...(arg === undefined ? [] : [arg])];
   return spawnSync(process.execPath, args, { stdio: 'inherit', env: { ...process.env, REDIS_URL: redisUrl } }).status ?? 1;
 }
+
+// `make logs | head` closes the pipe early: that ends the command, it is no failure.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  process.exit(0);
+});
 
 try {
   process.exitCode = await main(process.argv[2], process.argv[3]);

@@ -1,36 +1,66 @@
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import type { FormationOptions } from './options.js';
 import { ROOT } from './paths.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
 
 /**
  * Docker mode: the same verbs as the local formation, as docker compose
  * commands on docker-compose.yml. A formation on a port other than 8080 gets
  * its own project name, so `make stop LB_PORT=p` touches only that one.
  */
+export const projectName = (o: Pick<FormationOptions, 'LB_PORT'>) => (o.LB_PORT === 8080 ? 'headcount' : `headcount-${o.LB_PORT}`);
+
+/**
+ * The env file compose interpolates docker-compose.yml from: ENV_FILE (default
+ * `.env`, which compose reads by itself), relative to the directory make runs
+ * in. A missing `.env` is a fresh clone's normal state; any other file that is
+ * missing is a mistake worth stopping for.
+ */
+export function envFileOf(env: Env, cwd = process.cwd()): string | undefined {
+  const name = env.ENV_FILE;
+  if (name === undefined || name === '') return undefined;
+  const file = path.resolve(cwd, name);
+  if (existsSync(file)) return file;
+  if (name === '.env' || file === path.join(ROOT, '.env')) return undefined;
+  throw new Error(`ENV_FILE=${name}: no such file (${file})`);
+}
+
+/** `docker compose` and its global options for the formation on LB_PORT: the project, and the env file when ENV_FILE names one. */
+export function composeArgv(options: Pick<FormationOptions, 'LB_PORT'>, env: Env = process.env): string[] {
+  const envFile = envFileOf(env);
+  return ['compose', '-p', projectName(options), ...(envFile ? ['--env-file', envFile] : [])];
+}
+
+/** The environment every docker command of the formation runs with: the caller's, with the formation's LB_PORT. */
+export const composeEnv = (options: Pick<FormationOptions, 'LB_PORT'>, env: Env = process.env): NodeJS.ProcessEnv => ({
+  ...env,
+  LB_PORT: String(options.LB_PORT),
+});
+
 function compose(options: FormationOptions, args: readonly string[]): number {
-  const argv = ['compose', '-p', projectName(options), ...args];
+  const argv = [...composeArgv(options), ...args];
   process.stderr.write(`+ docker ${argv.join(' ')}\n`);
-  const result = spawnSync('docker', argv, {
-    cwd: ROOT,
-    stdio: 'inherit',
-    env: { ...process.env, LB_PORT: String(options.LB_PORT) },
-  });
+  const result = spawnSync('docker', argv, { cwd: ROOT, stdio: 'inherit', env: composeEnv(options) });
   return result.status ?? 1;
 }
 
-const scale = (options: FormationOptions) => ['--scale', `web=${options.REPLICAS}`];
+export const scaleArgs = (options: Pick<FormationOptions, 'REPLICAS'>) => ['--scale', `web=${options.REPLICAS}`];
 
 export const dockerCommands = {
-  run: (o: FormationOptions) => compose(o, ['up', '--build', ...scale(o)]),
-  start: (o: FormationOptions) => compose(o, ['up', '--build', '--detach', '--wait', ...scale(o)]),
+  start: (o: FormationOptions) => compose(o, ['up', '--build', '--detach', '--wait', ...scaleArgs(o)]),
   stop: (o: FormationOptions) => compose(o, ['down']),
   status: (o: FormationOptions) => compose(o, ['ps']),
+  // Every service's output, prefixed by container, as it comes (Ctrl-C ends it).
+  logs: (o: FormationOptions) => compose(o, ['logs', '--follow']),
   resetCount: (o: FormationOptions, value = '0') => compose(o, ['--profile', 'admin', 'run', '--rm', 'admin', 'node', 'dist/admin/reset-count.js', value]),
   // One replica at a time, so the others keep serving (`docker compose restart
   // web` would stop them all at once). `docker restart` stops with the
   // container's own grace period (web.stop_grace_period) and signal.
   restart: (o: FormationOptions) => {
-    const ids = spawnSync('docker', ['compose', '-p', projectName(o), 'ps', '--quiet', 'web'], { cwd: ROOT, encoding: 'utf8' });
+    const ids = spawnSync('docker', [...composeArgv(o), 'ps', '--quiet', 'web'], { cwd: ROOT, encoding: 'utf8', env: composeEnv(o) });
     const replicas = ids.stdout.split('\n').filter(Boolean);
     if (ids.status !== 0 || replicas.length === 0) {
       process.stderr.write(`no running web replicas in compose project ${projectName(o)}\n${ids.stderr}`);
@@ -48,8 +78,6 @@ export const dockerCommands = {
     return 0;
   },
 };
-
-const projectName = (o: FormationOptions) => (o.LB_PORT === 8080 ? 'headcount' : `headcount-${o.LB_PORT}`);
 
 interface ContainerState {
   StartedAt: string;

@@ -1,78 +1,158 @@
 import { spawn } from 'node:child_process';
-import { openSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { createForeground } from './foreground.js';
 import { startLocalFormation, type LocalFormation } from './local-formation.js';
+import { followLogs } from './log-files.js';
 import type { FormationOptions } from './options.js';
+import { fromRoot } from './paths.js';
 import { ensurePrerequisites } from './prerequisites.js';
-import { isOurSupervisor, logFileFor, readLiveState, removeState, stateDirFor, writeState } from './state.js';
+import { waitFor } from './wait.js';
+import {
+  isOurSupervisor,
+  logDirFor,
+  logFileFor,
+  processStartTime,
+  readLiveState,
+  removeState,
+  stateDirFor,
+  writeState,
+  type FormationState,
+  type RestartProgress,
+} from './state.js';
 
 const CLI = fileURLToPath(import.meta.url).replace(/local-commands\.js$/, 'cli.js');
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
+const print = (line: string) => process.stdout.write(`${line}\n`);
 
-function snapshot(formation: LocalFormation, rollingRestarts = 0) {
+/** `make stop`, or `make stop LB_PORT=9090` for a formation on another port. */
+const makeCommand = (target: string, lbPort: number) => `make ${target}${lbPort === 8080 ? '' : ` LB_PORT=${lbPort}`}`;
+
+function snapshot(formation: LocalFormation, logDir: string): FormationState {
   return {
-    rollingRestarts,
     pid: process.pid,
+    pidStartedAt: processStartTime(process.pid),
     lbPort: formation.lbPort,
     lbUrl: formation.lbUrl,
     redisUrl: formation.redisUrl,
     adminRedisUrl: formation.adminRedisUrl,
     replicas: formation.replicas.map((r) => ({ id: r.id, port: r.port, pid: r.service.pid })),
+    processes: Object.fromEntries(
+      [formation.redis, ...formation.replicas.map((r) => r.service), formation.nginx].flatMap((service) =>
+        service ? [[service.spec.name, service.pid]] : [],
+      ),
+    ),
+    logDir,
     startedAt: new Date().toISOString(),
+    rollingRestarts: 0,
   };
 }
 
-/**
- * `make up` in local mode: runs the formation in the foreground until Ctrl-C
- * (or SIGTERM from `make stop`), then stops everything it started.
- * SIGUSR2 restarts the replicas one at a time (`make restart`).
- */
-export async function runLocal(options: FormationOptions): Promise<number> {
+/** True (after saying why) when the load balancer's port is taken: by a formation of ours, or by another program. */
+async function portTaken(options: FormationOptions): Promise<boolean> {
   if (readLiveState(options.LB_PORT)) {
-    say(`a local formation already runs on port ${options.LB_PORT}; stop it with: make stop LB_PORT=${options.LB_PORT}`);
-    return 1;
+    say(`a local formation already runs on port ${options.LB_PORT}; stop it with: ${makeCommand('stop', options.LB_PORT)}`);
+    return true;
   }
-  if (!ensurePrerequisites(say)) return 1;
-  const formation = await startLocalFormation({
-    replicas: options.REPLICAS,
-    lbPort: options.LB_PORT,
-    stateDir: stateDirFor(options.LB_PORT),
-    redisUrl: process.env.REDIS_URL || undefined,
+  // nginx listens on every address (lb/nginx.conf.template): try the same bind
+  // now, rather than let nginx fail and be restarted until the start times out.
+  const probe = createServer();
+  const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+    probe.once('error', resolve);
+    probe.listen({ port: options.LB_PORT, host: '0.0.0.0', exclusive: true }, () => probe.close(() => resolve(undefined)));
   });
-  await writeState(snapshot(formation));
-  say(`headcount is up: ${formation.lbUrl} (${options.REPLICAS} replicas)`);
+  if (!error) return false;
+  const why = error.code === 'EADDRINUSE' ? 'already in use by another program' : `not available (${error.code})`;
+  say(`port ${options.LB_PORT} is ${why}; see who holds it with: ss -ltnp 'sport = :${options.LB_PORT}', or choose another: make up LB_PORT=<port>`);
+  return true;
+}
 
+/**
+ * The supervisor: `make up` runs it in the foreground, `make start` detached
+ * (`cli.js run`, its output in formation.log). It starts the formation, says
+ * when it is ready, and runs until SIGINT (Ctrl-C) or SIGTERM (`make stop`),
+ * then stops everything it started. SIGUSR2 asks for a rolling restart
+ * (`make restart`), whose progress goes into the state file.
+ */
+export async function runLocal(options: FormationOptions, detached = false): Promise<number> {
+  if (await portTaken(options)) return 1;
+  if (!ensurePrerequisites(say)) return 1;
+  // A Ctrl-C during the start must still stop what has started so far.
+  const stopRequested = new Promise<string>((resolve) => {
+    // SIGHUP: the terminal that ran `make up` closed.
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(s, () => resolve(s));
+  });
+  let signalled: string | undefined;
+  void stopRequested.then((s) => (signalled = s));
+
+  const logDir = logDirFor(options.LB_PORT);
+  const foreground = createForeground({ write: print, logDir, verbose: options.VERBOSE, maxLogBytes: options.LOG_MAX_BYTES });
+  let formation: LocalFormation;
+  try {
+    formation = await startLocalFormation({
+      replicas: options.REPLICAS,
+      lbPort: options.LB_PORT,
+      stateDir: stateDirFor(options.LB_PORT),
+      redisUrl: process.env.REDIS_URL || undefined,
+      logDir,
+      sink: foreground.sink,
+      onReplicaMessage: foreground.onReplicaMessage,
+    });
+  } catch (error) {
+    foreground.stop();
+    throw new Error(`${error instanceof Error ? error.message : String(error)}\n(every process's output: ${logDir}/)`);
+  }
+  const state = snapshot(formation, logDir);
+  // One write at a time, each of the state as it is then.
+  let saving = writeState(state);
+  const save = () => (saving = saving.then(() => writeState(state)));
+  await saving;
+  foreground.start(formation.replicas.map((r) => r.id));
+
+  let stopping = false;
   let restarting = Promise.resolve();
-  let rollingRestarts = 0;
   process.on('SIGUSR2', () => {
     restarting = restarting.then(async () => {
-      say('rolling restart: one replica at a time');
-      for (let i = 0; i < formation.replicas.length; i++) await formation.restartReplica(i);
-      rollingRestarts += 1;
-      await writeState(snapshot(formation, rollingRestarts));
-      say('rolling restart done');
-    });
+      print(`restart | one replica at a time`);
+      const of = formation.replicas.length;
+      state.restart = { of, steps: [] } satisfies RestartProgress;
+      for (const [i, replica] of formation.replicas.entries()) {
+        if (stopping) return;
+        await formation.restartReplica(i, (phase) => {
+          if (phase === 'draining' || phase === 'back in rotation') foreground.sink(replica.id, phase);
+          state.restart!.steps.push({ replica: replica.id, phase });
+          state.replicas[i]!.pid = replica.service.pid;
+          void save();
+        });
+      }
+      state.rollingRestarts += 1;
+      await save();
+      print(`restart | done: every replica restarted, the load balancer kept serving`);
+    }).catch((error: unknown) => void print(`restart | failed: ${error instanceof Error ? error.message : String(error)}`));
   });
-  const signal = await new Promise<string>((resolve) => {
-    for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => resolve(s));
-  });
-  say(`${signal}: stopping the formation`);
+
+  if (signalled === undefined) {
+    const url = `http://localhost:${formation.lbPort}`;
+    const stop = detached ? `${makeCommand('stop', options.LB_PORT)} stops it` : 'Ctrl-C stops it';
+    print(`headcount is ready: ${url} (${options.REPLICAS} replicas). ${stop}; ${makeCommand('logs', options.LB_PORT)} shows every line.`);
+  }
+  const signal = await stopRequested;
+  stopping = true;
+  foreground.stop();
+  print(`${signal}: stopping the formation`);
   await restarting.catch(() => {});
   await formation.stop();
   await removeState(options.LB_PORT);
-  say('stopped');
+  print('stopped');
   return 0;
 }
 
 /** `make start`: the same formation, detached; returns once it serves traffic. */
 export async function startLocal(options: FormationOptions): Promise<number> {
-  if (readLiveState(options.LB_PORT)) {
-    say(`a local formation already runs on port ${options.LB_PORT}; stop it with: make stop LB_PORT=${options.LB_PORT}`);
-    return 1;
-  }
+  if (await portTaken(options)) return 1;
   if (!ensurePrerequisites(say)) return 1;
   await mkdir(stateDirFor(options.LB_PORT), { recursive: true });
   const logFile = logFileFor(options.LB_PORT);
@@ -81,22 +161,26 @@ export async function startLocal(options: FormationOptions): Promise<number> {
   let exited = false;
   child.once('exit', () => (exited = true));
   child.unref();
-  const deadline = Date.now() + 60_000;
-  while (!readLiveState(options.LB_PORT)) {
-    if (exited || Date.now() > deadline) {
-      say(`the formation did not start; the end of ${logFile}:\n${tail(logFile, 15)}`);
-      if (!exited) process.kill(child.pid!, 'SIGTERM');
-      return 1;
-    }
-    await sleep(100);
+  try {
+    // Done when its state is written (it is ready), or failed when it exits first.
+    await waitFor(`the formation on port ${options.LB_PORT}`, async () => exited || readLiveState(options.LB_PORT) !== undefined, 60_000, 100);
+  } catch {
+    // timed out: reported below
+  }
+  if (exited || !readLiveState(options.LB_PORT)) {
+    say(`the formation did not start; the end of ${logFile}:\n${tail(logFile, 15)}`);
+    if (!exited) process.kill(child.pid!, 'SIGTERM');
+    return 1;
   }
   const state = readLiveState(options.LB_PORT)!;
-  say(`headcount is running at ${state.lbUrl} (${state.replicas.length} replicas)`);
-  say(`logs: ${logFile}\nstop: make stop LB_PORT=${options.LB_PORT}`);
+  print(
+    `headcount is ready: http://localhost:${state.lbPort} (${state.replicas.length} replicas). ` +
+      `${makeCommand('stop', options.LB_PORT)} stops it; ${makeCommand('logs', options.LB_PORT)} shows every line.`,
+  );
   return 0;
 }
 
-/** `make stop`: stops the formation `make start` started on LB_PORT, and nothing else. */
+/** `make stop`: stops the local formation on LB_PORT, whichever of `make up` or `make start` started it, and nothing else. */
 export async function stopLocal(options: FormationOptions): Promise<number> {
   const state = readLiveState(options.LB_PORT);
   if (!state) {
@@ -105,19 +189,17 @@ export async function stopLocal(options: FormationOptions): Promise<number> {
     return 0;
   }
   process.kill(state.pid, 'SIGTERM');
-  const deadline = Date.now() + 45_000;
-  while (isOurSupervisor(state.pid)) {
-    if (Date.now() > deadline) {
-      say(`the formation (pid ${state.pid}) did not stop within 45 s`);
-      return 1;
-    }
-    await sleep(100);
+  try {
+    await waitFor(`the formation (pid ${state.pid}) to stop`, async () => !isOurSupervisor(state.pid, state.pidStartedAt), 45_000, 100);
+  } catch (error) {
+    say((error as Error).message);
+    return 1;
   }
   say(`stopped the formation on port ${options.LB_PORT}`);
   return 0;
 }
 
-/** `make restart`: asks the supervisor for a rolling restart and waits until it is done. */
+/** `make restart`: asks the supervisor for a rolling restart, shows each replica's progress, and waits until it is done. */
 export async function restartLocal(options: FormationOptions): Promise<number> {
   const state = readLiveState(options.LB_PORT);
   if (!state) {
@@ -125,18 +207,73 @@ export async function restartLocal(options: FormationOptions): Promise<number> {
     return 1;
   }
   process.kill(state.pid, 'SIGUSR2');
-  say(`restarting ${state.replicas.length} replicas one at a time ...`);
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    await sleep(200);
-    const now = readLiveState(options.LB_PORT);
-    if (now && now.rollingRestarts > state.rollingRestarts) break;
-    if (!now || Date.now() > deadline) {
-      say(`the rolling restart did not finish; see ${logFileFor(options.LB_PORT)}`);
-      return 1;
-    }
+  print(`restarting ${state.replicas.length} replicas one at a time; each must be back in rotation before the next`);
+  const deadline = Date.now() + 60_000 * state.replicas.length;
+  let shown = 0;
+  let now: FormationState | undefined = state;
+  try {
+    await waitFor(
+      'the rolling restart',
+      async () => {
+        now = readLiveState(options.LB_PORT);
+        const steps = now?.restart?.steps ?? [];
+        for (const { replica, phase } of steps.slice(shown)) print(`${replica}: ${phase}`);
+        shown = Math.max(shown, steps.length);
+        return !now || now.rollingRestarts > state.rollingRestarts;
+      },
+      60_000 * state.replicas.length,
+      100,
+    );
+  } catch {
+    now = undefined;
   }
-  say('every replica restarted; the load balancer kept serving throughout');
+  if (!now) {
+    say(`the rolling restart did not finish; see ${makeCommand('logs', options.LB_PORT)}`);
+    return 1;
+  }
+  print('every replica restarted; the load balancer kept serving throughout');
+  return 0;
+}
+
+/** `make logs`: follows every process's log of the formation on LB_PORT, prefixed by process, until Ctrl-C or the formation stops. */
+export async function logsLocal(options: FormationOptions): Promise<number> {
+  const dir = logDirFor(options.LB_PORT);
+  if (!existsSync(dir)) {
+    say(`no logs for a local formation on port ${options.LB_PORT} (${dir} does not exist)`);
+    return 1;
+  }
+  const state = readLiveState(options.LB_PORT);
+  const follow = new AbortController();
+  process.once('SIGINT', () => follow.abort());
+  if (state) {
+    // Ends with the formation, as `docker compose logs -f` does.
+    const watcher = setInterval(() => readLiveState(options.LB_PORT) || follow.abort(), 1_000);
+    await followLogs(dir, print, { lines: 10, signal: follow.signal });
+    clearInterval(watcher);
+  } else {
+    say(`no local formation runs on port ${options.LB_PORT}; its last lines:`);
+    follow.abort();
+    await followLogs(dir, print, { lines: 10, signal: AbortSignal.timeout(300) });
+  }
+  return 0;
+}
+
+/** `make clean-data`: deletes the local formations' data (counts, Redis passwords, logs), never while one runs. */
+export async function cleanData(): Promise<number> {
+  const run = fromRoot('.run');
+  const entries = existsSync(run) ? readdirSync(run) : [];
+  const live = entries.map((entry) => /^lb-(\d+)$/.exec(entry)?.[1]).filter((port) => port !== undefined && readLiveState(Number(port)));
+  if (live.length > 0) {
+    say(`a local formation runs on port ${live.join(', ')}: stop it first (${live.map((p) => makeCommand('stop', Number(p))).join('; ')})`);
+    return 1;
+  }
+  if (entries.length === 0) {
+    print('no local data to delete');
+    return 0;
+  }
+  print(`deleting ${run}: the local formations' Redis data (the counts), Redis users and passwords, and logs:`);
+  for (const entry of entries) print(`  .run/${entry}`);
+  await rm(run, { recursive: true, force: true });
   return 0;
 }
 

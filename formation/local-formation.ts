@@ -7,6 +7,7 @@ import getPort from 'get-port';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { renderLocalNginxConfig, UPSTREAM_SERVER_PARAMS } from './nginx-config.js';
 import { credentialsFrom, redisUrlFor, writeAclFile } from './redis-acl.js';
+import { openLogFile } from './log-files.js';
 import { fromRoot, ROOT } from './paths.js';
 import { requireExecutable } from './prerequisites.js';
 import { Service, type LineSink } from './supervisor.js';
@@ -38,6 +39,14 @@ export interface LocalFormationOptions {
   sink?: LineSink;
   /** Send every process's output straight to this file instead of through `sink`. */
   logFile?: string;
+  /**
+   * Send each process's output to a file of its own in this folder
+   * (`<name>.log`, formation/log-files.ts); `sink` then hears only lifecycle
+   * events: started, ready, exited and restarted, stopped.
+   */
+  logDir?: string;
+  /** Messages from the replicas' IPC channel (request counters, Redis events: web/supervisor-channel.ts). */
+  onReplicaMessage?: (replica: string, message: unknown) => void;
   /** LB_* settings for nginx (formation/nginx-config.ts), over this process's environment. */
   lbEnv?: Readonly<Record<string, string>>;
 }
@@ -70,10 +79,12 @@ export interface LocalFormation {
    * then until nginx takes it back (see READMIT_MS): `make restart` calls it
    * for one replica after another.
    */
-  restartReplica(index: number): Promise<void>;
+  restartReplica(index: number, onPhase?: (phase: RestartPhase) => void): Promise<void>;
   /** Stops everything this formation started: nginx first, then replicas, then Redis. */
   stop(): Promise<void>;
 }
+
+export type RestartPhase = 'draining' | 'stopped' | 'started' | 'back in rotation';
 
 const defaultSink: LineSink = (service, line) => process.stdout.write(`${service.padEnd(7)}| ${line}\n`);
 
@@ -83,8 +94,19 @@ const defaultSink: LineSink = (service, line) => process.stdout.write(`${service
  * every replica is ready and the load balancer answers through to Redis.
  */
 export async function startLocalFormation(options: LocalFormationOptions): Promise<LocalFormation> {
-  const { replicas: count, stateDir, sink = defaultSink } = options;
+  const { replicas: count, stateDir, sink = defaultSink, logDir } = options;
   const logFd = options.logFile === undefined ? undefined : openSync(options.logFile, 'a');
+  if (logDir !== undefined) await mkdir(logDir, { recursive: true, mode: 0o700 });
+  const openFds: number[] = logFd === undefined ? [] : [logFd];
+  /** Where a process's output goes: its own file, the shared file, or (undefined) through `sink`. */
+  const outputOf = (name: string) => {
+    if (logDir === undefined) return logFd;
+    const fd = openLogFile(logDir, name);
+    openFds.push(fd);
+    return fd;
+  };
+  const closeFds = () => openFds.splice(0).forEach((fd) => closeSync(fd));
+  const announce = logDir !== undefined;
   const nginxBin = requireExecutable('nginx');
   const started: Service[] = [];
   const stopAll = async () => {
@@ -117,7 +139,8 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
           command: requireExecutable('redis-server'),
           args: [REDIS_CONF, '--port', String(port), '--bind', '127.0.0.1', '--dir', dataDir, '--aclfile', aclFile],
           restart: true,
-          logFd,
+          logFd: outputOf('redis'),
+          announce,
         },
         sink,
       );
@@ -127,6 +150,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
       webRedisUrl = redisUrlFor(port, 'headcount-web', credentials.web);
       adminRedisUrl = redisUrlFor(port, 'headcount-admin', credentials.admin);
       await waitFor(`redis on port ${port}`, () => redisAnswers(redisUrl!), 10_000);
+      if (announce) sink('redis', `ready on port ${port}`);
     }
 
     const replicaPorts = await Promise.all(Array.from({ length: count }, () => getPort({ host: '127.0.0.1' })));
@@ -140,7 +164,9 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
           args,
           cwd: ROOT,
           restart: true,
-          logFd,
+          logFd: outputOf(id),
+          announce,
+          onMessage: options.onReplicaMessage && ((message) => options.onReplicaMessage!(id, message)),
           env: {
             ...options.replicaEnv,
             NODE_ENV: 'production',
@@ -154,8 +180,10 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
       );
       return { id, port, url: `http://127.0.0.1:${port}`, service };
     });
-    const waitReady = (replica: ReplicaProcess) =>
-      waitFor(`${replica.id} ready on port ${replica.port}`, () => httpOk(`${replica.url}/readyz`), 20_000);
+    const waitReady = async (replica: ReplicaProcess) => {
+      await waitFor(`${replica.id} ready on port ${replica.port}`, () => httpOk(`${replica.url}/readyz`), 20_000);
+      if (announce) sink(replica.id, `ready on port ${replica.port}`);
+    };
     for (const replica of replicas) {
       replica.service.start();
       started.push(replica.service);
@@ -177,14 +205,17 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
         restart: true,
         stopSignal: 'SIGQUIT',
         stdoutFifoDir: runtimeDir,
-        logFd,
+        logFd: outputOf('nginx'),
+        announce,
       },
       sink,
     );
     nginx.start();
     started.push(nginx);
     const lbUrl = `http://127.0.0.1:${lbPort}`;
-    await waitFor(`load balancer on port ${lbPort}`, () => httpOk(`${lbUrl}/api/count`), 10_000);
+    // Through nginx to a replica that reaches Redis: /readyz, which is no visit and no traffic.
+    await waitFor(`load balancer on port ${lbPort}`, () => httpOk(`${lbUrl}/readyz`), 10_000);
+    if (announce) sink('nginx', `ready on port ${lbPort}`);
 
     return {
       lbUrl,
@@ -200,24 +231,28 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
         await checkNginxConfig(nginxBin, nginxArgs);
         nginx.signal('SIGHUP');
       },
-      async restartReplica(index) {
+      async restartReplica(index, onPhase = () => {}) {
         const replica = replicas[index];
         if (!replica) throw new Error(`no replica ${index}`);
+        onPhase('draining');
         await replica.service.stop();
+        onPhase('stopped');
         replica.service.start();
         await waitReady(replica);
+        onPhase('started');
         await sleep(READMIT_MS);
+        onPhase('back in rotation');
       },
       async stop() {
         await stopAll();
         process.off('exit', onExit);
-        if (logFd !== undefined) closeSync(logFd);
+        closeFds();
       },
     };
   } catch (error) {
     await stopAll();
     process.off('exit', onExit);
-    if (logFd !== undefined) closeSync(logFd);
+    closeFds();
     throw error;
   }
 }

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { integer, parseEnv } from '../web/config.js';
+import { integer, parseEnv } from '../web/env.js';
 import { fromRoot } from './paths.js';
 
 export const TEMPLATE_PATH = fromRoot('lb/nginx.conf.template');
@@ -13,6 +13,14 @@ export const TEMPLATE_PATH = fromRoot('lb/nginx.conf.template');
  * parameters into LB_UPSTREAM_SERVERS, and a test holds the two together.
  */
 export const UPSTREAM_SERVER_PARAMS = 'max_fails=2 fail_timeout=5s';
+
+/**
+ * The same replicas again, used only when every one above is counted out (a
+ * full Redis outage, as nginx retries 503s): never counted out themselves, so
+ * nginx never answers "no live upstreams" while a replica listens, and
+ * counting resumes as soon as Redis does. See lb/nginx.conf.template.
+ */
+export const BACKUP_SERVER_PARAMS = 'backup max_fails=0';
 
 /** Only these names are substituted, in Docker too (NGINX_ENVSUBST_FILTER=^LB_). */
 const PLACEHOLDER = /\$\{(LB_[A-Z0-9_]*)\}|\$(LB_[A-Z0-9_]*)/g;
@@ -104,9 +112,10 @@ export function localLbValues({ lbPort, replicaPorts, runtimeDir, host = '127.0.
     LB_WORKER_RLIMIT_NOFILE: String(Math.min(65_536, hardFileLimit())),
     LB_RUNTIME_DIR: runtimeDir,
     LB_RESOLVER: '# (no resolver: local replicas are addressed by port)',
-    LB_UPSTREAM_SERVERS: replicaPorts
-      .map((port) => `server ${host}:${port} ${UPSTREAM_SERVER_PARAMS};`)
-      .join('\n        '),
+    LB_UPSTREAM_SERVERS: [
+      ...replicaPorts.map((port) => `server ${host}:${port} ${UPSTREAM_SERVER_PARAMS};`),
+      ...replicaPorts.map((port) => `server ${host}:${port} ${BACKUP_SERVER_PARAMS};`),
+    ].join('\n        '),
     LB_SERVER_NAME: lb.LB_SERVER_NAME,
     LB_CLIENT_HEADER_TIMEOUT: lb.LB_CLIENT_HEADER_TIMEOUT,
     LB_UPSTREAM_KEEPALIVE_TIMEOUT: lb.LB_UPSTREAM_KEEPALIVE_TIMEOUT,

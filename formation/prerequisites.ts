@@ -5,7 +5,7 @@ import path from 'node:path';
 /** Debian/Ubuntu packages that provide each program the local formation runs. */
 const PACKAGES: Record<string, string> = { 'redis-server': 'redis-server', nginx: 'nginx', chromium: 'chromium' };
 
-/** What the formation runs; the tests also drive pages in chromium. */
+/** What the formation runs (chromium is the tests' need: make test-deps). */
 export const FORMATION_PROGRAMS = ['redis-server', 'nginx'] as const;
 
 // nginx lives in /usr/sbin, which is not on an ordinary user's PATH.

@@ -6,28 +6,47 @@ import { fromRoot } from './paths.js';
 /** Each local formation keeps its files under .run/lb-<port>, so several can run side by side. */
 export const stateDirFor = (lbPort: number) => fromRoot('.run', `lb-${lbPort}`);
 const stateFile = (lbPort: number) => path.join(stateDirFor(lbPort), 'formation.json');
+/** The detached supervisor's own output (`make start`). */
 export const logFileFor = (lbPort: number) => path.join(stateDirFor(lbPort), 'formation.log');
+/** Every process's full output, one file each (`make logs` follows them). */
+export const logDirFor = (lbPort: number) => path.join(stateDirFor(lbPort), 'logs');
+
+/** A rolling restart's steps so far: what `make restart` shows while it waits. */
+export interface RestartProgress {
+  of: number;
+  steps: { replica: string; phase: 'draining' | 'stopped' | 'started' | 'back in rotation' }[];
+}
 
 export interface FormationState {
   /** The supervisor process: the one to signal to stop or restart the formation. */
   pid: number;
+  /** When that process started (clock ticks after boot): a recycled pid has another. */
+  pidStartedAt: string | undefined;
   lbPort: number;
   lbUrl: string;
   redisUrl: string;
   /** What `make reset-count` uses: the admin user's URL. */
   adminRedisUrl: string;
   replicas: { id: string; port: number; pid: number | undefined }[];
+  /** Every process the supervisor started, by name, as first started (restarts change them). */
+  processes: Record<string, number | undefined>;
+  logDir: string;
   startedAt: string;
   /** Completed rolling restarts (`make restart`), so a caller can wait for the next. */
   rollingRestarts: number;
+  restart?: RestartProgress;
 }
+
+let writes = 0;
 
 export async function writeState(state: FormationState): Promise<void> {
   await mkdir(stateDirFor(state.lbPort), { recursive: true });
   const file = stateFile(state.lbPort);
+  // Written whole, then renamed into place: a reader never sees half a file.
   // It holds Redis passwords: readable by its owner only.
-  await writeFile(`${file}.tmp`, JSON.stringify(state, null, 2), { mode: 0o600 });
-  await rename(`${file}.tmp`, file);
+  const temporary = `${file}.${process.pid}.${++writes}.tmp`;
+  await writeFile(temporary, JSON.stringify(state, null, 2), { mode: 0o600 });
+  await rename(temporary, file);
 }
 
 export async function removeState(lbPort: number): Promise<void> {
@@ -42,14 +61,31 @@ export function readLiveState(lbPort: number): FormationState | undefined {
   } catch {
     return undefined;
   }
-  return isOurSupervisor(state.pid) ? state : undefined;
+  return isOurSupervisor(state.pid, state.pidStartedAt) ? state : undefined;
 }
 
-/** Alive, and really our supervisor (a recycled pid must never be signalled). */
-export function isOurSupervisor(pid: number): boolean {
+/**
+ * A process's start time, field 22 of /proc/<pid>/stat (after the command
+ * name, which may itself hold spaces and parentheses), or undefined without /proc.
+ */
+export function processStartTime(pid: number): string | undefined {
   try {
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return cmdline.includes('formation/cli.js') && cmdline.includes('\0run');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Alive, and really the supervisor that wrote the state: `make up` (`cli.js up`)
+ * or the one `make start` detaches (`cli.js run`). A recycled pid must never be
+ * signalled, so the process's start time must match too.
+ */
+export function isOurSupervisor(pid: number, startedAt: string | undefined): boolean {
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
   } catch {
     try {
       process.kill(pid, 0);
@@ -58,4 +94,8 @@ export function isOurSupervisor(pid: number): boolean {
       return false;
     }
   }
+  const args = cmdline.split('\0');
+  const cli = args.findIndex((arg) => arg.endsWith('formation/cli.js'));
+  const supervising = cli >= 0 && ['up', 'run'].includes(args[cli + 1] ?? '');
+  return supervising && (startedAt === undefined || processStartTime(pid) === startedAt);
 }

@@ -27,6 +27,13 @@ export interface ServiceSpec {
    * lines through the supervisor (benchmarks: the supervisor is the load generator).
    */
   logFd?: number;
+  /**
+   * Open an IPC channel to the child and hand its messages here (a replica
+   * sends its request counters and Redis events: web/supervisor-channel.ts).
+   */
+  onMessage?: (message: unknown) => void;
+  /** Say `started (pid N)` on each start (the foreground formation's lifecycle lines). */
+  announce?: boolean;
 }
 
 export type LineSink = (service: string, line: string) => void;
@@ -69,14 +76,17 @@ export class Service {
     // the formation in order (nginx first, Redis last) instead of all at once.
     const { logFd } = this.spec;
     const stdout = this.spec.stdoutFifoDir && logFd === undefined ? openFifo(this.spec.stdoutFifoDir, name) : undefined;
+    const { onMessage } = this.spec;
     const child = spawn(command, args, {
       cwd,
       env: { ...process.env, ...env },
-      stdio: ['ignore', logFd ?? stdout?.writeFd ?? 'pipe', logFd ?? 'pipe'],
+      stdio: ['ignore', logFd ?? stdout?.writeFd ?? 'pipe', logFd ?? 'pipe', ...(onMessage ? (['ipc'] as const) : [])],
       detached: true,
     });
     if (stdout) closeSync(stdout.writeFd);
     this.child = child;
+    if (onMessage) child.on('message', onMessage);
+    if (this.spec.announce && child.pid !== undefined) this.sink(name, `started (pid ${child.pid})`);
     if (logFd === undefined) {
       for (const stream of [stdout?.reader ?? child.stdout, child.stderr]) {
         createInterface({ input: stream! }).on('line', (line) => this.sink(name, line));
@@ -91,7 +101,7 @@ export class Service {
         resolve();
         if (!this.stopping) this.crashes += 1;
         if (this.stopping || !this.spec.restart) {
-          if (!this.stopping) this.sink(name, `exited (code ${code}, signal ${signal})`);
+          this.sink(name, this.stopping ? 'stopped' : `exited (code ${code}, signal ${signal})`);
           return;
         }
         if (Date.now() - startedAt > STABLE_AFTER_MS) this.failures = 0;
@@ -117,7 +127,7 @@ export class Service {
     this.signal(stopSignal);
     const killer = setTimeout(() => {
       this.sink(this.spec.name, `still running ${stopTimeoutMs} ms after ${stopSignal}; sending SIGKILL`);
-      this.signal('SIGKILL');
+      this.killGroup();
     }, stopTimeoutMs);
     await this.exited;
     clearTimeout(killer);
@@ -128,11 +138,24 @@ export class Service {
     return this.exited;
   }
 
-  /** Last-resort cleanup when the parent is exiting and cannot wait. */
+  /**
+   * Last-resort cleanup when the parent is exiting and cannot wait: the whole
+   * process group, since nginx's workers outlive a killed master and would
+   * keep the port.
+   */
   killNow(): void {
     this.stopping = true;
     clearTimeout(this.restartTimer);
-    if (this.pid !== undefined) this.signal('SIGKILL');
+    this.killGroup();
+  }
+
+  private killGroup(): void {
+    if (this.pid === undefined) return;
+    try {
+      process.kill(-this.pid, 'SIGKILL');
+    } catch {
+      this.signal('SIGKILL');
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 import { fire, latencyOf, requestsPerSecond } from './cannon.js';
-import { checkAccuracy, type AccuracyReport, type VisitResult } from './invariants.js';
+import { checkAccuracy, type AccuracyInput, type AccuracyReport, type VisitResult } from './invariants.js';
+import { visitRequest } from './visit-request.js';
 
 export interface AccuracyRunOptions {
   /** The load balancer's base URL. */
@@ -9,6 +10,8 @@ export interface AccuracyRunOptions {
   connections: number;
   /** Replica ids expected to share the load evenly, if known. */
   replicas?: readonly string[];
+  /** Otherwise, how many replicas should answer (the X-Replica values seen are judged against it). */
+  expectedReplicas?: AccuracyInput['expectedReplicas'];
 }
 
 export interface AccuracyRun {
@@ -42,24 +45,7 @@ export async function runAccuracy(options: AccuracyRunOptions): Promise<Accuracy
       amount: options.requests,
       connections: options.connections,
       timeout: 10,
-      requests: [
-        {
-          method: 'GET',
-          path: '/',
-          headers: { accept: 'application/json' },
-          onResponse: (status, body, _context, headers) => {
-            let count: number | undefined;
-            try {
-              count = (JSON.parse(body) as { count?: number }).count;
-            } catch {
-              // a non-JSON body (an nginx error page): no number
-            }
-            // Raw header names, as the server spelled them.
-            const replica = headers?.['X-Replica'] ?? headers?.['x-replica'];
-            results.push({ status, count, replica: typeof replica === 'string' ? replica : undefined });
-          },
-        },
-      ],
+      requests: [visitRequest((r) => results.push({ status: r.status, count: r.count, replica: r.replica }))],
     },
     `accuracy: ${options.requests} requests at ${options.connections} connections`,
   );
@@ -72,6 +58,7 @@ export async function runAccuracy(options: AccuracyRunOptions): Promise<Accuracy
     errors: result.errors,
     timeouts: result.timeouts,
     replicas: options.replicas,
+    expectedReplicas: options.expectedReplicas,
   });
   return {
     report,

@@ -2,18 +2,20 @@
 // on this machine, printed as ratios, with what limited each figure.
 //   DURATION (s per figure, default 10), CONNECTIONS (default 100)
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import path from 'node:path';
-import Table from 'cli-table3';
 import { z } from 'zod';
-import { startLocalFormation, type LocalFormation } from '../formation/local-formation.js';
+import type { LocalFormation } from '../formation/local-formation.js';
 import { fromRoot } from '../formation/paths.js';
-import { integer, loadConfig, parseEnv } from '../web/config.js';
+import { loadConfig } from '../web/config.js';
+import { integer, parseEnv } from '../web/env.js';
 import { requestKey } from '../web/counter-store.js';
 import { fire, latencyOf, requestsPerSecond, type CannonOptions } from './cannon.js';
 import { measureCpu, withChildren } from './cpu.js';
 import { machine, RESULTS_DIR } from './report.js';
+import { newTable } from './terminal.js';
+import { withThrowawayFormation } from './throwaway-formation.js';
 
 const options = parseEnv(z.object({ DURATION: integer(1, 600).default(10), CONNECTIONS: integer(1, 10_000).default(100) }), process.env);
 const BARE = [process.execPath, fromRoot('dist/loadtest/bare-replica.js')];
@@ -35,17 +37,8 @@ interface Figure {
 const figures: Figure[] = [];
 let recordBytes = Number.NaN;
 
-async function withFormation<T>(replicas: number, replicaCommand: readonly string[] | undefined, use: (f: LocalFormation) => Promise<T>) {
-  await mkdir(fromRoot('.run'), { recursive: true });
-  const stateDir = await mkdtemp(path.join(fromRoot('.run'), 'bench-'));
-  const formation = await startLocalFormation({ replicas, lbPort: 0, stateDir, replicaCommand, logFile: path.join(stateDir, 'formation.log') });
-  try {
-    return await use(formation);
-  } finally {
-    await formation.stop();
-    await rm(stateDir, { recursive: true, force: true });
-  }
-}
+const withFormation = <T>(replicas: number, replicaCommand: readonly string[] | undefined, use: (f: LocalFormation) => Promise<T>) =>
+  withThrowawayFormation({ purpose: 'bench', replicas, replicaCommand }, use);
 
 /**
  * Unmeasured load first: each replica's V8 compiles its hot code only after
@@ -170,7 +163,7 @@ const rps = (name: string) => by(name).requestsPerSecond;
 const ratio = (a: string, b: string) => rps(a) / rps(b);
 const core = (f: Figure, k: string) => (f.cpuCores[k] ?? 0).toFixed(2);
 
-const table = new Table({ head: ['figure', 'req/s', 'p50', 'p99', 'nginx', 'replicas', 'redis', 'loadgen', 'CPU-ms/req', 'limited by'] });
+const table = newTable(['figure', 'req/s', 'p50', 'p99', 'nginx', 'replicas', 'redis', 'loadgen', 'CPU-ms/req', 'limited by']);
 for (const f of figures) {
   table.push([f.note ? `${f.name} (${f.note})` : f.name, Math.round(f.requestsPerSecond), f.latency.p50, f.latency.p99, core(f, 'nginx'), core(f, 'replicas'), core(f, 'redis'), core(f, 'load generator'), f.cpuMsPerRequest.toFixed(3), f.limitedBy]);
 }
@@ -185,7 +178,7 @@ const ratios = [
   ['4 replicas / bare node:http formation (target >= 0.60)', target60],
   ['Express replica / bare node:http replica (1 direct)', ratio('1 replica direct, exactly-once', 'bare node:http, plain INCR: 1 replica direct')],
 ] as const;
-const ratioTable = new Table({ head: ['ratio', 'value'] });
+const ratioTable = newTable(['ratio', 'value']);
 for (const [label, value] of ratios) ratioTable.push([label, value.toFixed(2)]);
 
 const m = machine();

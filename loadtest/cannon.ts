@@ -1,4 +1,5 @@
 import autocannon from 'autocannon';
+import { colourOn } from './terminal.js';
 
 export type CannonOptions = autocannon.Options;
 export type CannonResult = autocannon.Result;
@@ -17,6 +18,8 @@ export function fire(options: CannonOptions, label: string): Promise<CannonResul
         renderProgressBar: true,
         renderResultsTable: false,
         renderLatencyTable: false,
+        // autocannon's default paints "running" green whatever NO_COLOR says.
+        ...(colourOn(process.stderr) ? {} : { progressBarString: 'running [:bar] :percent' }),
       });
     }
   });

@@ -18,11 +18,11 @@ const scriptJson = (value: unknown) => JSON.stringify(value).replace(/</g, '\\u0
 /** A self-contained page: the verdict, the figures, and three charts drawn by Chart.js. */
 export async function renderHtmlReport(report: LoadtestReport): Promise<string> {
   const { accuracy } = report;
-  const verdict = accuracy.report.ok
-    ? '<p class="pass">PASS: every invariant holds</p>'
-    : `<p class="fail">FAIL</p><ul>${accuracy.report.violations
-        .map((v) => `<li><b>${escapeHtml(v.invariant)}</b>: ${escapeHtml(v.detail)}</li>`)
-        .join('')}</ul>`;
+  const statusClass = { PASS: 'pass', FAIL: 'fail', 'NOT CHECKED': 'unchecked' } as const;
+  const verdict = `<p class="${statusClass[report.verdict.status]}">${escapeHtml(report.verdict.line)}</p>`;
+  const checks = report.checks
+    .map((c) => `<tr><td>${escapeHtml(c.name)}${c.required === false ? ' (figure)' : ''}</td><td class="${statusClass[c.status]}">${c.status}</td><td>${escapeHtml(c.detail)}</td></tr>`)
+    .join('');
   const f = accuracy.report.figures;
   const rows = report.throughput
     .map(
@@ -41,7 +41,8 @@ export async function renderHtmlReport(report: LoadtestReport): Promise<string> 
   h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
   table { border-collapse: collapse; margin: 0.5rem 0; } td, th { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
   th { background: #f4f1ea; } td:first-child { text-align: left; }
-  .pass { color: #0a7d32; font-weight: 700; } .fail { color: #b00020; font-weight: 700; }
+  .pass { color: #0a7d32; font-weight: 700; } .fail { color: #b00020; font-weight: 700; } .unchecked { color: #8a5a00; font-weight: 700; }
+  table.checks td { text-align: left; }
   .charts { display: grid; grid-template-columns: 1fr 1fr; gap: 1.5rem; } .wide { grid-column: 1 / -1; }
   figure { margin: 0; } figcaption { font-weight: 600; margin-bottom: 0.3rem; }
 </style>
@@ -53,6 +54,10 @@ ${report.machine.cpus} CPUs (${escapeHtml(report.machine.cpuModel)}), ${report.m
 
 <h2>Accuracy: ${accuracy.requests} requests at ${accuracy.connections} connections</h2>
 ${verdict}
+<table class="checks">
+<tr><th>check</th><th>result</th><th>detail</th></tr>
+${checks}
+</table>
 <table>
 <tr><th>sent</th><th>2xx</th><th>non-2xx</th><th>errors</th><th>timeouts</th><th>count delta</th><th>distinct numbers</th><th>req/s</th></tr>
 <tr><td>${f.sent}</td><td>${f.ok}</td><td>${f.non2xx}</td><td>${f.errors}</td><td>${f.timeouts}</td><td>${f.delta}</td><td>${f.uniqueNumbers}</td><td>${Math.round(accuracy.requestsPerSecond)}</td></tr>

@@ -1,18 +1,24 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
-import Table from 'cli-table3';
 import { fromRoot } from '../formation/paths.js';
 import type { AccuracyRun } from './accuracy.js';
 import { renderHtmlReport } from './report-html.js';
+import { newTable, statusText } from './terminal.js';
 import type { ThroughputRow } from './throughput.js';
+import type { Check, Verdict } from './verdict.js';
 
 export interface LoadtestReport {
   startedAt: string;
   machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string };
-  target: { lbUrl: string; replicas?: string[]; directUrl?: string };
+  target: { lbUrl: string; replicas?: string[]; expectedReplicas?: { count: number; source: string }; directUrl?: string; throwaway?: boolean };
   accuracy: AccuracyRun & { requests: number; connections: number };
   throughput: ThroughputRow[];
+  /** Every check of the run (the accuracy invariants, then the direct comparison), PASS, FAIL or NOT CHECKED. */
+  checks: Check[];
+  verdict: Verdict;
+  /** Visits this run added to the count: the accuracy run's 2xx plus the throughput run's. */
+  visitsAdded: { accuracy: number; throughput: number };
 }
 
 export const machine = () => ({
@@ -24,9 +30,11 @@ export const machine = () => ({
 
 export const RESULTS_DIR = fromRoot('loadtest', 'results');
 
+export const reportDirFor = (startedAt: string, name = 'loadtest') => path.join(RESULTS_DIR, `${name}-${startedAt.replace(/[:.]/g, '-')}`);
+
 /** Writes report.json and a self-contained report.html into a new folder under loadtest/results/. */
 export async function writeReports(report: LoadtestReport, name = 'loadtest'): Promise<{ json: string; html: string }> {
-  const dir = path.join(RESULTS_DIR, `${name}-${report.startedAt.replace(/[:.]/g, '-')}`);
+  const dir = reportDirFor(report.startedAt, name);
   await mkdir(dir, { recursive: true });
   const json = path.join(dir, 'report.json');
   const html = path.join(dir, 'report.html');
@@ -37,12 +45,12 @@ export async function writeReports(report: LoadtestReport, name = 'loadtest'): P
 
 const n = (value: number, digits = 0) => value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
-/** The terminal summary: the accuracy verdict, then throughput per concurrency. */
-export function summaryTables(report: LoadtestReport): string {
+/** The terminal summary: the accuracy figures, every check with its result, throughput per concurrency. */
+export function summaryTables(report: LoadtestReport, colour?: boolean): string {
   const { accuracy } = report;
   const f = accuracy.report.figures;
-  const verdict = new Table({ head: ['accuracy run', 'value'] });
-  verdict.push(
+  const figures = newTable(['accuracy run', 'value'], { colour });
+  figures.push(
     ['requests sent / 2xx / non-2xx', `${n(f.sent)} / ${n(f.ok)} / ${n(f.non2xx)}`],
     ['errors / timeouts', `${f.errors} / ${f.timeouts}`],
     ['count before -> after (delta)', `${n(accuracy.countBefore)} -> ${n(accuracy.countAfter)} (${n(f.delta)})`],
@@ -50,9 +58,10 @@ export function summaryTables(report: LoadtestReport): string {
     ['per replica', Object.entries(f.perReplica).map(([id, c]) => `${id}: ${c}`).join(', ')],
     ['throughput', `${n(accuracy.requestsPerSecond)} req/s at ${accuracy.connections} connections`],
     ['latency p50 / p99 / max', `${accuracy.latency.p50} / ${accuracy.latency.p99} / ${accuracy.latency.max} ms`],
-    ['verdict', accuracy.report.ok ? 'PASS: every invariant holds' : `FAIL: ${accuracy.report.violations.map((v) => v.invariant).join(', ')}`],
   );
-  const speed = new Table({ head: ['target', 'connections', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'non-2xx', 'vs direct'] });
+  const checks = newTable(['check', 'result', 'detail'], { colour, colWidths: [20, 13, 72] });
+  for (const c of report.checks) checks.push([c.required === false ? `${c.name} (figure)` : c.name, statusText(c.status, colour), c.detail]);
+  const speed = newTable(['target', 'connections', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'non-2xx', 'vs direct'], { colour });
   for (const row of report.throughput) {
     const direct = report.throughput.find((r) => r.connections === row.connections && r.target !== row.target && r.target.includes('direct'));
     speed.push([
@@ -68,5 +77,5 @@ export function summaryTables(report: LoadtestReport): string {
       direct && !row.target.includes('direct') ? `${n(row.requestsPerSecond / direct.requestsPerSecond, 2)}x` : '',
     ]);
   }
-  return `${verdict.toString()}\n${report.throughput.length > 0 ? speed.toString() : ''}`;
+  return [figures.toString(), checks.toString(), report.throughput.length > 0 ? speed.toString() : ''].filter(Boolean).join('\n');
 }

@@ -7,6 +7,8 @@ export interface ThroughputRow {
   latency: ReturnType<typeof latencyOf>;
   errors: number;
   non2xx: number;
+  /** Responses that were 2xx: each added one visit to the count. */
+  counted: number;
 }
 
 export interface ThroughputOptions {
@@ -41,6 +43,7 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
         latency: latencyOf(result),
         errors: result.errors,
         non2xx: result.non2xx,
+        counted: result['2xx'],
       });
     }
   }

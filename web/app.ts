@@ -1,21 +1,20 @@
 import express, { type Request, type Response } from 'express';
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { CounterStore } from './counter-store.js';
+import { StoreRefusedError, StoreUnavailableError, type CounterStore } from './counter-store.js';
 import { createErrorHandler, methodNotAllowed, notFound } from './error-handler.js';
-import { renderPage } from './page.js';
+import { closeConnectionsWhenDraining, type Lifecycle } from './lifecycle.js';
+import { createPage } from './page.js';
 import { createRequestLog } from './request-log.js';
-
-export interface Lifecycle {
-  /** True once shutdown began: readiness fails and connections are not kept alive. */
-  draining: boolean;
-}
+import type { RequestStats } from './supervisor-channel.js';
 
 export interface AppDeps {
   store: CounterStore;
   replicaId: string;
   logger: Logger;
   lifecycle: Lifecycle;
+  /** Counted per request for the local supervisor's traffic line (web/supervisor-channel.ts). */
+  stats?: RequestStats;
 }
 
 // Nginx's $request_id is 32 hex digits; direct callers may send a UUID.
@@ -26,11 +25,14 @@ class BadRequest extends Error {
 }
 
 function requestIdOf(req: Request): string | undefined {
-  const id = req.headers['x-request-id'];
-  if (Array.isArray(id)) throw new BadRequest('X-Request-Id must be given once');
-  if (id === undefined) return undefined;
-  if (!REQUEST_ID.test(id)) throw new BadRequest('X-Request-Id must be 8-128 letters, digits, "_" or "-"');
-  return id;
+  // Never an array, whatever the types say: Node joins a repeated header
+  // (all but Set-Cookie) into one value, "a, b", which the pattern rejects.
+  // Only then ask for the header lines as sent, so the hot path never builds
+  // headersDistinct.
+  const id = req.headers['x-request-id'] as string | undefined;
+  if (id === undefined || REQUEST_ID.test(id)) return id;
+  if ((req.headersDistinct['x-request-id']?.length ?? 0) > 1) throw new BadRequest('X-Request-Id must be given once');
+  throw new BadRequest('X-Request-Id must be 8-128 letters, digits, "_" or "-"');
 }
 
 /**
@@ -49,7 +51,7 @@ function reply(res: ServerResponse, contentType: string, body: string) {
 }
 
 /** Builds the Express app. It never listens: web/server.ts does (and tests may). */
-export function createApp({ store, replicaId, logger, lifecycle }: AppDeps) {
+export function createApp({ store, replicaId, logger, lifecycle, stats }: AppDeps) {
   const app = express();
   app.disable('x-powered-by');
   // Every counting response is unique: an ETag would only cost a hash.
@@ -57,13 +59,15 @@ export function createApp({ store, replicaId, logger, lifecycle }: AppDeps) {
   // No route reads a query string: don't parse one on every request.
   app.set('query parser', false);
 
-  app.use(createRequestLog(logger, replicaId, lifecycle));
+  app.use(createRequestLog(logger, replicaId, stats));
+  app.use(closeConnectionsWhenDraining(lifecycle));
 
   const replicaJson = JSON.stringify(replicaId);
+  const renderPage = createPage(replicaId);
   const countAndReply = async (req: Request, res: Response, format: 'html' | 'json') => {
     const count = await store.countVisit(requestIdOf(req));
     if (format === 'json') reply(res, 'application/json; charset=utf-8', `{"count":${count},"replica":${replicaJson}}`);
-    else reply(res, 'text/html; charset=utf-8', renderPage({ count, replica: replicaId }));
+    else reply(res, 'text/html; charset=utf-8', renderPage(count));
   };
 
   // HEAD gets GET's headers and counts nothing. Registered before GET, because
@@ -106,8 +110,11 @@ export function createApp({ store, replicaId, logger, lifecycle }: AppDeps) {
     try {
       await store.ping();
       res.json({ status: 'ready' });
-    } catch {
-      res.status(503).set('Retry-After', '1').json({ status: 'redis unavailable' });
+    } catch (error) {
+      // Says why, in Redis's words: an operator reads this first.
+      if (error instanceof StoreRefusedError) res.status(503).json({ status: 'redis refuses', code: error.code, cause: error.reason });
+      else if (error instanceof StoreUnavailableError) res.status(503).set('Retry-After', '1').json({ status: 'redis unavailable', code: error.code });
+      else throw error;
     }
   });
   app.all('/readyz', methodNotAllowed('GET, HEAD'));

@@ -1,17 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { integer, parseEnv, type Env } from './env.js';
+
+// Thrown by loadConfig; its home is web/env.ts.
+export { ConfigError } from './env.js';
 
 // Twelve-factor III: all config comes from the environment. This module only
 // validates; loading `.env` is the entry points' job (see web/server.ts), so
 // tests can pass literal objects.
-
-export const integer = (min: number, max: number) =>
-  z.coerce
-    .number({ error: `must be an integer from ${min} to ${max}` })
-    .int({ error: `must be an integer from ${min} to ${max}` })
-    .min(min, { error: `must be an integer from ${min} to ${max}` })
-    .max(max, { error: `must be an integer from ${min} to ${max}` });
 
 const redisUrl = z.string().refine(
   (value) => {
@@ -58,38 +55,6 @@ const schema = z.object({
 });
 
 export type Config = Readonly<z.infer<typeof schema>>;
-
-export class ConfigError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid configuration: ${problems.join('; ')}`);
-    this.name = 'ConfigError';
-  }
-}
-
-type Env = Readonly<Record<string, string | undefined>>;
-
-/**
- * Validates an environment against a schema: a frozen result, or one
- * ConfigError naming every bad variable. `extraProblems` adds rules that span
- * variables. An empty variable counts as unset, as in a shell's `${VAR:-default}`.
- */
-export function parseEnv<S extends z.ZodType<object>>(
-  schemaOf: S,
-  env: Env,
-  extraProblems: (present: Env) => string[] = () => [],
-): Readonly<z.infer<S>> {
-  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
-  const result = schemaOf.safeParse(present);
-  const problems = result.success
-    ? []
-    : result.error.issues.map((issue) => {
-        const name = issue.path.join('.');
-        return issue.code === 'invalid_value' ? `${name} must be one of ${issue.values.join(', ')}` : `${name} ${issue.message}`;
-      });
-  problems.push(...extraProblems(present));
-  if (!result.success || problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze(result.data);
-}
 
 /** Turns an environment into the replica's frozen config, or throws one ConfigError naming every bad variable. */
 export function loadConfig(env: Env): Config {

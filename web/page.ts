@@ -1,5 +1,4 @@
-const escapeHtml = (text: string) =>
-  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+import escapeHtml from 'escape-html';
 
 const ordinal = (n: number) => {
   const tens = n % 100;
@@ -7,15 +6,16 @@ const ordinal = (n: number) => {
   return `${n}${({ 1: 'st', 2: 'nd', 3: 'rd' } as Record<number, string>)[n % 10] ?? 'th'}`;
 };
 
-/** The welcome page: who you are in the count, and which replica counted you. */
-export function renderPage({ count, replica }: { count: number; replica: string }): string {
-  const who = escapeHtml(replica);
-  return `<!doctype html>
+// Everything but the count is the same on every visit: built once, when the
+// module loads (the head and style) and when the replica builds its app (the
+// replica's escaped name), not on every request.
+const HEAD = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>headcount: visitor ${count}</title>
+<title>headcount: visitor `;
+const STYLE_AND_GREETING = `</title>
 <style>
   body { font: 18px/1.5 system-ui, sans-serif; margin: 0; min-height: 100vh; display: grid; place-items: center;
          background: #f4f1ea; color: #1d1d1f; }
@@ -30,12 +30,21 @@ export function renderPage({ count, replica }: { count: number; replica: string 
 <main>
   <h1>Welcome to headcount</h1>
   <p>You are visitor number</p>
-  <p class="count" data-testid="count">${count}</p>
-  <p>the ${ordinal(count)} visit counted, exactly once, across every replica.</p>
-  <p class="replica">Served by replica <code data-testid="replica">${who}</code></p>
+  <p class="count" data-testid="count">`;
+
+/**
+ * The welcome page of one replica: who you are in the count, and which
+ * replica counted you. Returns the renderer for a visitor number.
+ */
+export function createPage(replica: string): (count: number) => string {
+  const tail = `</p>
+  <p class="replica">Served by replica <code data-testid="replica">${escapeHtml(replica)}</code></p>
   <footer>Reload to be counted again. <a href="/api/count">Current count as JSON</a></footer>
 </main>
 </body>
 </html>
 `;
+  return (count) =>
+    `${HEAD}${count}${STYLE_AND_GREETING}${count}</p>
+  <p>the ${ordinal(count)} visit counted, exactly once, across every replica.${tail}`;
 }

@@ -1,5 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { classifyRedisError } from './redis-errors.js';
+import { createThrottledLog } from './throttled-log.js';
 
 export interface RedisClientOptions {
   url: string;
@@ -37,15 +39,29 @@ export function createRedisClient(options: RedisClientOptions, logger: Logger): 
     // and about a third less CPU in Redis under load.
     enableAutoPipelining: true,
   });
+  // Logged once per outage, not once per reconnect attempt; a refused login
+  // (WRONGPASS, a disabled user) at error level with Redis's words, as it
+  // will not pass by itself, and again at most every 10 s while it lasts.
+  const log = createThrottledLog(logger);
   let down = false;
   redis.on('error', (error: Error) => {
-    // Logged once per outage, not once per reconnect attempt.
-    if (!down) logger.warn({ err: error.message }, 'redis unavailable');
+    const sorted = classifyRedisError(error);
+    if (sorted?.kind === 'refused') log('error', sorted.code, { code: sorted.code, cause: error.message }, 'redis refuses the connection');
+    else if (!down) logger.warn({ err: error.message }, 'redis unavailable');
     down = true;
   });
+  // 'ready' comes even when the login is then refused (the ready check is off),
+  // so "available again" waits for Redis to answer a PING.
   redis.on('ready', () => {
-    if (down) logger.info('redis available again');
-    down = false;
+    if (!down) return;
+    redis.ping().then(
+      () => {
+        if (!down) return;
+        down = false;
+        logger.info('redis available again');
+      },
+      () => {},
+    );
   });
   return redis;
 }

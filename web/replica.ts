@@ -1,12 +1,14 @@
 import { createServer, type Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { createApp, type Lifecycle } from './app.js';
+import { createApp } from './app.js';
 import type { Config } from './config.js';
-import { createRedisCounterStore, type CounterStore } from './counter-store.js';
+import { createCounterStore, type CounterStore } from './counter-store.js';
+import { createLifecycle } from './lifecycle.js';
 import { createLogger } from './logger.js';
 import { createRedisClient } from './redis-client.js';
 import { registerShutdown } from './shutdown.js';
+import { connectSupervisorChannel, type RequestStats } from './supervisor-channel.js';
 
 export interface Replica {
   server: Server;
@@ -18,12 +20,6 @@ export interface Replica {
 
 /** Which counter a replica uses. Production always takes the default; tests swap in unsafe ones. */
 export type StoreFactory = (redis: Redis, config: Config) => CounterStore;
-
-const redisStore: StoreFactory = (redis, config) =>
-  createRedisCounterStore(redis, {
-    counterKey: config.COUNTER_KEY,
-    idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
-  });
 
 /** Resolves true once the client is connected, or false after `timeoutMs`. */
 function redisReady(redis: Redis, timeoutMs: number): Promise<boolean> {
@@ -42,7 +38,7 @@ function redisReady(redis: Redis, timeoutMs: number): Promise<boolean> {
 }
 
 /** Builds one replica from validated config, binds its port and registers graceful shutdown. */
-export async function startReplica(config: Config, createStore: StoreFactory = redisStore): Promise<Replica> {
+export async function startReplica(config: Config, createStore: StoreFactory = createCounterStore): Promise<Replica> {
   const logger = createLogger(config);
   const redis = createRedisClient(
     {
@@ -52,8 +48,10 @@ export async function startReplica(config: Config, createStore: StoreFactory = r
     },
     logger,
   );
-  const lifecycle: Lifecycle = { draining: false };
-  const app = createApp({ store: createStore(redis, config), replicaId: config.REPLICA_ID, logger, lifecycle });
+  const stats: RequestStats = { requests: 0, non2xx: 0 };
+  connectSupervisorChannel(redis, stats);
+  const lifecycle = createLifecycle();
+  const app = createApp({ store: createStore(redis, config), replicaId: config.REPLICA_ID, logger, lifecycle, stats });
 
   const server = createServer(app);
   // Nginx closes idle upstream connections after 60 s; Node must wait longer,

@@ -1,20 +1,24 @@
 import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
-import type { Lifecycle } from './app.js';
+import type { RequestStats } from './supervisor-channel.js';
 
 /**
- * The one middleware every request passes: it names the replica in
- * X-Replica, asks Nginx to reconnect elsewhere once draining, and writes one
- * JSON line per request with the request id Nginx logged for it, so a visit
- * can be followed from the load balancer's log to the replica's. (pino-http
- * logs the whole request and response; this is the part we read, for less.)
+ * The first middleware every request passes: it names the replica in
+ * X-Replica and writes one JSON line per request with the request id Nginx
+ * logged for it, so a visit can be followed from the load balancer's log to
+ * the replica's. (pino-http logs the whole request and response; this is the
+ * part we read, for less.)
  */
-export function createRequestLog(logger: Logger, replicaId: string, lifecycle: Lifecycle): RequestHandler {
+export function createRequestLog(logger: Logger, replicaId: string, stats?: RequestStats): RequestHandler {
   return (req, res, next) => {
     const started = performance.now();
     res.setHeader('X-Replica', replicaId);
-    if (lifecycle.draining) res.setHeader('Connection', 'close');
     res.once('close', () => {
+      // Probes (the supervisor's, nginx's, Docker's) are not traffic.
+      if (stats && req.url !== '/readyz' && req.url !== '/healthz') {
+        stats.requests += 1;
+        if (res.statusCode < 200 || res.statusCode >= 300) stats.non2xx += 1;
+      }
       logger.info(
         {
           reqId: req.headers['x-request-id'],

@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Lifecycle } from './app.js';
+import type { Lifecycle } from './lifecycle.js';
 
 export interface ShutdownDeps {
   server: Server;

@@ -1,4 +1,4 @@
-import { ConfigError } from './config.js';
+import { ConfigError } from './env.js';
 
 /**
  * Ends a process that cannot start, with one line on stderr that names the

@@ -1,14 +1,9 @@
 import { fire } from '../cannon.js';
-import type { VisitResult } from '../invariants.js';
+import { visitRequest, type VisitResponse } from '../visit-request.js';
 
-export interface TimedResult extends VisitResult {
-  /** Time from sending to the response, in ms (autocannon keeps one request in flight per connection). */
-  ms: number;
+export interface TimedResult extends VisitResponse {
   /** When the response arrived, ms since the run started. */
   at: number;
-  retryAfter?: string;
-  /** nginx's $request_id, echoed in X-Request-Id: the key of this visit's idempotency record. */
-  requestId?: string;
 }
 
 export interface LoadRun {
@@ -17,6 +12,8 @@ export interface LoadRun {
   errors: number;
   timeouts: number;
   durationSeconds: number;
+  /** Waits of the fault (LoadProgress) that the load ended before meeting: the fault then ran with no load. */
+  missedMilestones: number;
 }
 
 export interface LoadOptions {
@@ -29,6 +26,19 @@ export interface LoadOptions {
   timeout?: number;
 }
 
+/** What a fault sees of the load it runs under. */
+export interface LoadProgress {
+  /** ms since the load started. */
+  elapsed(): number;
+  /**
+   * Resolves once `n` more responses have arrived (from now): the load is
+   * flowing, whatever the machine's speed. False if the load ended first.
+   */
+  responses(n: number): Promise<boolean>;
+  /** Resolves once `n` more 2xx responses have arrived (from now): counting works again. False if the load ended first. */
+  successes(n: number): Promise<boolean>;
+}
+
 /**
  * A bounded autocannon load on `GET /` that records every response's status,
  * visitor number, replica, latency and Retry-After, while `during` injects
@@ -39,56 +49,77 @@ export interface LoadOptions {
  * sent is accounted for (a duration-bound run drops the replies still in
  * flight when time is up, though the server counted them).
  */
-export async function underLoad(options: LoadOptions, during: (elapsedMs: () => number) => Promise<void>): Promise<LoadRun> {
+export async function underLoad(options: LoadOptions, during: (load: LoadProgress) => Promise<void>): Promise<LoadRun> {
   const results: TimedResult[] = [];
   const started = performance.now();
-  const elapsed = () => performance.now() - started;
+  let successes = 0;
+  let missedMilestones = 0;
+  const waiters: { target: () => boolean; resolve: (met: boolean) => void }[] = [];
+  const wake = () => {
+    for (const waiter of [...waiters]) {
+      if (waiter.target()) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(true);
+      }
+    }
+  };
+  let ended = false;
+  const until = (target: () => boolean) =>
+    new Promise<boolean>((resolve) => {
+      if (target()) resolve(true);
+      else if (ended) {
+        missedMilestones += 1;
+        resolve(false);
+      } else waiters.push({ target, resolve });
+    });
+  const progress: LoadProgress = {
+    elapsed: () => performance.now() - started,
+    responses(n) {
+      const goal = results.length + n;
+      return until(() => results.length >= goal);
+    },
+    successes(n) {
+      const goal = successes + n;
+      return until(() => successes >= goal);
+    },
+  };
+  const rate = options.rate ?? 600;
+  const amount = Math.round(rate * options.durationSeconds);
   const load = fire(
     {
       url: options.url,
-      amount: Math.round((options.rate ?? 600) * options.durationSeconds),
-      overallRate: options.rate ?? 600,
+      amount,
+      overallRate: rate,
       connections: options.connections ?? 20,
       timeout: options.timeout ?? 10,
       requests: [
-        {
-          method: 'GET',
-          path: '/',
-          headers: { accept: 'application/json' },
-          setupRequest: (request, context) => {
-            (context as { sentAt?: number }).sentAt = performance.now();
-            return request;
-          },
-          onResponse: (status, body, context, headers) => {
-            const now = performance.now();
-            let count: number | undefined;
-            try {
-              count = (JSON.parse(body) as { count?: number }).count;
-            } catch {
-              // an error page
-            }
-            const header = (name: string) => {
-              const value = headers?.[name] ?? headers?.[name.toLowerCase()];
-              return typeof value === 'string' ? value : undefined;
-            };
-            results.push({
-              status,
-              count,
-              replica: header('X-Replica'),
-              retryAfter: header('Retry-After'),
-              requestId: header('X-Request-Id'),
-              ms: now - ((context as { sentAt?: number }).sentAt ?? now),
-              at: now - started,
-            });
-          },
-        },
+        visitRequest((response) => {
+          results.push({ ...response, at: response.receivedAt - started });
+          if (response.status >= 200 && response.status < 300) successes += 1;
+          wake();
+        }),
       ],
     },
     `chaos load: ${options.durationSeconds} s at ${options.connections ?? 20} connections`,
   );
-  const [result] = await Promise.all([load, during(elapsed)]);
+  // A fault that waits for responses the load will never send must not hang the run.
+  const done = load.finally(() => {
+    ended = true;
+    for (const waiter of waiters.splice(0)) {
+      missedMilestones += 1;
+      waiter.resolve(false);
+    }
+  });
+  const [result] = await Promise.all([done, during(progress)]);
   // Every request is accounted for: a response, or a transport error.
-  return { results, sent: results.length + result.errors, errors: result.errors, timeouts: result.timeouts, durationSeconds: result.duration };
+  return {
+    results,
+    sent: results.length + result.errors,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    durationSeconds: result.duration,
+    missedMilestones,
+  };
 }
 
 /** The p-th percentile (0-100) of a list of numbers; NaN when empty. */

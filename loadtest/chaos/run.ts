@@ -1,23 +1,15 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import path from 'node:path';
-import { startLocalFormation } from '../../formation/local-formation.js';
-import { fromRoot } from '../../formation/paths.js';
-import type { Scenario, ScenarioResult } from './scenarios.js';
+import { startThrowawayFormation } from '../throwaway-formation.js';
+import { verdictOf, type Scenario, type ScenarioResult } from './scenario.js';
 
 /**
- * Runs one scenario on a fresh local formation (4 replicas, real nginx, real
- * Redis on free ports), and always stops it. The formation's output goes to
- * a log file; its path is in the result's notes when the scenario fails.
+ * Runs one scenario on a fresh throwaway formation (4 replicas, real nginx,
+ * real Redis on free ports), and always stops it. The formation's output goes
+ * to a log file, kept (and named on stderr) unless every check passed.
  */
 export async function runScenario(scenario: Scenario, counterKey = 'headcount:visits'): Promise<ScenarioResult> {
-  await mkdir(fromRoot('.run'), { recursive: true });
-  const stateDir = await mkdtemp(path.join(fromRoot('.run'), 'chaos-'));
-  const logFile = path.join(stateDir, 'formation.log');
-  const formation = await startLocalFormation({
+  const formation = await startThrowawayFormation({
+    purpose: 'chaos',
     replicas: 4,
-    lbPort: 0,
-    stateDir,
-    logFile,
     replicaEnv: { COUNTER_KEY: counterKey, ...scenario.formation?.replicaEnv },
     lbEnv: scenario.formation?.lbEnv,
   });
@@ -26,8 +18,8 @@ export async function runScenario(scenario: Scenario, counterKey = 'headcount:vi
     result = await scenario.run(formation, counterKey);
     return result;
   } finally {
-    await formation.stop();
-    if (result && result.failures.length === 0) await rm(stateDir, { recursive: true, force: true });
-    else process.stderr.write(`chaos: "${scenario.name}" left its logs in ${logFile}\n`);
+    const passed = result !== undefined && verdictOf(result).status === 'PASS';
+    await formation.destroy({ keepFiles: !passed });
+    if (!passed) process.stderr.write(`chaos: "${scenario.name}" left its logs in ${formation.logFile ?? formation.stateDir}\n`);
   }
 }

@@ -17,8 +17,18 @@ mkdir -p loadtest/results
 # The project name formation/docker-commands.ts gives the formation on LB_PORT.
 if [ "$LB_PORT" = 8080 ]; then project=headcount; else project="headcount-$LB_PORT"; fi
 
+# docker compose for that project, with the env file ENV_FILE names, as
+# formation/docker-commands.ts runs it (compose reads a plain .env by itself).
+dc() {
+  if [ -n "${ENV_FILE:-}" ] && [ "$ENV_FILE" != .env ]; then
+    docker compose -p "$project" --env-file "$ENV_FILE" "$@"
+  else
+    docker compose -p "$project" "$@"
+  fi
+}
+
 docker_formation_running() {
-  docker info >/dev/null 2>&1 && [ -n "$(docker compose -p "$project" ps --quiet --status running lb 2>/dev/null)" ]
+  docker info >/dev/null 2>&1 && [ -n "$(dc ps --quiet --status running lb 2>/dev/null)" ]
 }
 
 with_docker() {
@@ -26,14 +36,14 @@ with_docker() {
     # As `make start MODE=docker`: REPLICAS replicas, healthy before k6 starts.
     # It keeps running afterwards (`make stop MODE=docker` stops it).
     echo "no Docker formation on port $LB_PORT: starting one (compose project $project)" >&2
-    docker compose -p "$project" up --build --detach --wait --scale "web=${REPLICAS:-4}"
+    dc up --build --detach --wait --scale "web=${REPLICAS:-4}"
   fi
   for scenario in accuracy throughput; do
     # 127.0.0.1, not lb:8080: k6 runs in lb's network namespace (see above).
     # --no-deps: the running formation is used as it is, never recreated.
     # --user: the reports in loadtest/results/ belong to the caller, not to
     # the image's uid 12345, who could not write there.
-    docker compose -p "$project" --profile loadtest run --rm --no-deps --user "$(id -u):$(id -g)" k6 \
+    dc --profile loadtest run --rm --no-deps --user "$(id -u):$(id -g)" k6 \
       run -e LB_URL=http://127.0.0.1:8080 -e RESULTS_DIR=/loadtest/results "/loadtest/k6/$scenario.ts"
   done
 }

@@ -67,18 +67,10 @@ const jsonOf = (line: string) => JSON.parse(line.slice(line.indexOf('|') + 1)) a
 describe('bad input through nginx: refused, never counted, never a 5xx, no replica stops', () => {
   let formation: TestFormation;
   let pids: (number | undefined)[];
-  const savedTimeout = process.env.LB_CLIENT_HEADER_TIMEOUT;
 
   beforeAll(async () => {
-    // Production keeps 10 s; 1 s proves the same cut-off quickly. The value is
-    // read once, when the formation renders its nginx.conf.
-    process.env.LB_CLIENT_HEADER_TIMEOUT = '1s';
-    try {
-      formation = await startTestFormation({ replicas: 4, replicaEnv: { LOG_LEVEL: 'info' } });
-    } finally {
-      if (savedTimeout === undefined) delete process.env.LB_CLIENT_HEADER_TIMEOUT;
-      else process.env.LB_CLIENT_HEADER_TIMEOUT = savedTimeout;
-    }
+    // Production keeps 10 s; 1 s proves the same cut-off quickly.
+    formation = await startTestFormation({ replicas: 4, replicaEnv: { LOG_LEVEL: 'info' }, lbEnv: { LB_CLIENT_HEADER_TIMEOUT: '1s' } });
     pids = formation.replicas.map((replica) => replica.service.pid);
   });
   afterAll(() => formation?.destroy());

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { waitFor } from '../../formation/wait.js';
 import { startTestFormation, type TestFormation } from '../support/formation.js';
 
 // Per-client rate limiting at nginx (lb/nginx.conf.template: limit_req),
@@ -52,27 +53,25 @@ async function countingCommands(redis: Redis): Promise<number> {
 
 /** Lines the formation printed that contain `part`, once at least `n` are there (logs are buffered for up to a second). */
 async function linesWith(formation: TestFormation, part: string, n: number): Promise<string[]> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    const found = formation.lines.filter((line) => line.includes(part));
-    if (found.length >= n || Date.now() > deadline) return found;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const found = () => formation.lines.filter((line) => line.includes(part));
+  await waitFor(`${n} log lines with ${part}`, async () => found().length >= n, 5_000, 100).catch(() => {});
+  return found();
 }
 
-/** Starts a formation with these LB_* settings in its environment (read when it renders nginx.conf), then restores ours. */
-async function startWithLbEnv(env: Record<string, string>): Promise<TestFormation> {
-  const saved = Object.fromEntries(Object.keys(env).map((name) => [name, process.env[name]]));
-  Object.assign(process.env, env);
-  try {
-    return await startTestFormation({ replicas: 4, replicaEnv: { LOG_LEVEL: 'info' } });
-  } finally {
-    for (const [name, value] of Object.entries(saved)) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-  }
+/**
+ * Waits until every replica has logged everything it logged so far: a marker
+ * request sent straight to each replica comes out of its one output stream
+ * after every earlier line, so once each marker is in, no earlier line is
+ * still buffered.
+ */
+async function replicaLogsFlushed(formation: TestFormation): Promise<void> {
+  const marker = randomUUID();
+  await Promise.all(formation.replicas.map((r) => fetch(`${r.url}/healthz?flushed=${marker}`).then((response) => response.arrayBuffer())));
+  await waitFor('every replica to log its marker', async () => formation.replicas.every((r) => formation.lines.some((line) => line.startsWith(`${r.id} |`) && line.includes(marker))), 5_000, 50);
 }
+
+/** A formation with these LB_* settings for nginx (passed in, not through process.env). */
+const startWithLbEnv = (lbEnv: Record<string, string>) => startTestFormation({ replicas: 4, replicaEnv: { LOG_LEVEL: 'info' }, lbEnv });
 
 describe(`rate limit on: ${RATE_PER_SECOND}r/s, burst ${BURST}, 127.0.0.1 exempt`, () => {
   let formation: TestFormation;
@@ -113,7 +112,7 @@ describe(`rate limit on: ${RATE_PER_SECOND}r/s, burst ${BURST}, 127.0.0.1 exempt
     const nginxLines = await linesWith(formation, `"uri":"${tag}"`, 60);
     expect(nginxLines).toHaveLength(60);
     for (const line of nginxLines.filter((l) => l.includes('"status":429'))) expect(line).toContain('"upstream_addr":""');
-    await new Promise((resolve) => setTimeout(resolve, 1_000)); // a replica flushes its log within 250 ms
+    await replicaLogsFlushed(formation);
     expect(formation.lines.filter((line) => line.includes(`"url":"${tag}"`) && line.includes('"msg":"request"'))).toHaveLength(admitted);
   });
 
@@ -122,12 +121,16 @@ describe(`rate limit on: ${RATE_PER_SECOND}r/s, burst ${BURST}, 127.0.0.1 exempt
     const first = await burstFrom(formation.lbPort, '127.0.0.3', 30, tag);
     expect(tally(first.visits)[429]).toBeGreaterThan(0);
 
-    // (1 + BURST) / RATE_PER_SECOND = 0.6 s drains it; waiting longer only helps.
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    // Ask again until served: a refused request does not fill the bucket, so
+    // the asking does not delay the drain, (1 + BURST) / RATE_PER_SECOND = 0.6 s.
     const countBefore = await formation.count();
-    const again = await visitFrom(formation.lbPort, '127.0.0.3', tag);
+    const limitedAt = performance.now();
+    let again: Visit | undefined;
+    await waitFor('127.0.0.3 to be served again', async () => (again = await visitFrom(formation.lbPort, '127.0.0.3', tag)).status === 200, 5_000, 100);
+    const drainedSeconds = (performance.now() - limitedAt) / 1_000;
 
     expect(again).toMatchObject({ status: 200, replica: expect.stringMatching(/^web-\d$/) });
+    expect(drainedSeconds).toBeLessThan(((1 + BURST) / RATE_PER_SECOND) * 3);
     expect(await formation.count()).toBe(countBefore + 1);
   });
 

@@ -9,7 +9,7 @@ describe('docker compose -f docker-compose.yml -f docker-compose.scale.yml up', 
   afterAll(() => formation?.destroy());
 
   test('When the scale override is added and no --scale is given, then 4 replicas run and all of them serve', async () => {
-    await formation.compose(['-f', 'docker-compose.yml', '-f', 'docker-compose.scale.yml', 'up', '-d', '--wait'], 300_000);
+    await formation.up(['-d', '--wait'], 300_000, ['-f', 'docker-compose.yml', '-f', 'docker-compose.scale.yml']);
     const replicas = await formation.replicaIds();
 
     const results = await formation.client.visitAll(200);

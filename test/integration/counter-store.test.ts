@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { createRedisCounterStore, requestKey, StoreUnavailableError } from '../../web/counter-store.js';
+import { createRedisCounterStore, requestKey, StoreRefusedError, StoreUnavailableError } from '../../web/counter-store.js';
 import { createRedisClient } from '../../web/redis-client.js';
 import { waitFor } from '../../formation/wait.js';
 import { startTestRedis, type TestRedis } from '../support/redis-server.js';
@@ -11,7 +11,7 @@ const silent = pino({ level: 'silent' });
 const client = (url: string) => createRedisClient({ url, commandTimeoutMs: 250, connectionName: 'test' }, silent);
 const ready = (redis: Redis) => waitFor('redis client ready', async () => redis.status === 'ready', 5_000);
 const storeOn = (redis: Redis, counterKey = `test:${randomUUID()}`) =>
-  createRedisCounterStore(redis, { counterKey, idempotencyTtlSeconds: 60 });
+  createRedisCounterStore(redis, { counterKey, idempotencyTtlSeconds: 60, deadlineMs: 250 });
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe('the Redis counter store', () => {
@@ -151,5 +151,74 @@ describe('the Redis counter store during an outage', () => {
 
     expect(during.map((d) => d.outcome)).toEqual(Array(10).fill('unavailable'));
     expect(Math.max(...during.map((d) => d.ms))).toBeLessThan(250 + 250);
+  });
+});
+
+describe('the Redis counter store when Redis answers with an error', () => {
+  let server: TestRedis;
+  let redis: Redis;
+  let operator: Redis;
+  beforeAll(async () => {
+    server = await startTestRedis();
+    redis = client(server.url);
+    operator = client(server.url);
+    await Promise.all([ready(redis), ready(operator)]);
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    operator.disconnect();
+    await server.destroy();
+  });
+
+  const outcome = (promise: Promise<unknown>) =>
+    promise.then(
+      () => 'ok',
+      (error: unknown) =>
+        error instanceof StoreRefusedError ? `refused ${error.code}` : error instanceof StoreUnavailableError ? `unavailable ${error.code}` : String(error),
+    );
+
+  test('When Redis is busy with a slow script, then a visit is unavailable (BUSY, a 503), and counts once the script is killed', async () => {
+    const store = storeOn(redis);
+    await operator.config('SET', 'busy-reply-threshold', '50');
+    const slow = client(server.url);
+    await ready(slow);
+    // Runs until killed; Redis answers everyone else BUSY meanwhile.
+    const spinning = slow.eval('while true do end', 0).catch(() => 'killed');
+    await waitFor('Redis busy', () => operator.get('any').then(() => false, (error: Error) => error.message.startsWith('BUSY')), 2_000);
+
+    const during = await outcome(store.countVisit(randomUUID()));
+    await waitFor('the script killed', async () => (await operator.call('SCRIPT', 'KILL')) === 'OK', 2_000);
+    await spinning;
+    slow.disconnect();
+
+    expect(during).toBe('unavailable BUSY');
+    expect(await outcome(store.countVisit(randomUUID()))).toBe('ok');
+  });
+
+  test('When Redis is out of memory, then a visit is unavailable (OOM, a 503) and counts again once memory is there', async () => {
+    const store = storeOn(redis);
+    await operator.config('SET', 'maxmemory', '1');
+
+    const during = await outcome(store.countVisit(randomUUID()));
+    await operator.config('SET', 'maxmemory', '0');
+
+    expect(during).toBe('unavailable OOM');
+    expect(await outcome(store.countVisit(randomUUID()))).toBe('ok');
+  });
+
+  test('When the count\'s key holds the wrong type, then a visit is refused (WRONGTYPE, a 500) and readiness fails naming it', async () => {
+    const counterKey = `test:${randomUUID()}`;
+    const store = storeOn(redis, counterKey);
+    await operator.lpush(counterKey, 'not a number');
+
+    const visit = await outcome(store.countVisit(randomUUID()));
+    const readiness = await outcome(store.ping());
+    await operator.del(counterKey);
+    await store.countVisit(randomUUID());
+
+    expect(visit).toBe('refused WRONGTYPE');
+    expect(readiness).toBe('refused WRONGTYPE');
+    // One counted visit clears it: readiness no longer waits out the 10 s.
+    expect(await outcome(store.ping())).toBe('ok');
   });
 });

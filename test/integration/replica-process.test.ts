@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { spawnSync } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { readFile } from 'node:fs/promises';
 import getPort from 'get-port';
 import { httpOk, waitFor } from '../../formation/wait.js';
 import { afterEach, describe, expect, inject, test } from 'vitest';
@@ -17,6 +17,19 @@ const replica = async (env: Record<string, string>) => {
   const r = await spawnReplica(env);
   started.push(r);
   return r;
+};
+
+/**
+ * Bytes received but not yet read by whoever listens on 127.0.0.1:`port`
+ * (Linux: /proc/net/tcp's rx_queue): a stopped process's unread requests.
+ */
+const bytesWaitingAt = async (port: number) => {
+  const rows = (await readFile('/proc/net/tcp', 'utf8')).trim().split('\n').slice(1);
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  return rows
+    .map((row) => row.trim().split(/\s+/))
+    .filter(([, local]) => local?.endsWith(`:${hexPort}`))
+    .reduce((sum, fields) => sum + parseInt(fields[4]!.split(':')[1]!, 16), 0);
 };
 
 const portIsFree = (port: number) =>
@@ -109,9 +122,11 @@ describe('the replica process (node dist/web/server.js)', () => {
 
     redis.service.signal('SIGSTOP'); // the next request waits inside the replica
     const inFlight = fetch(`${r.url}/`, { headers: { accept: 'application/json' } });
-    await sleep(200);
+    // The visit is inside the replica once its command waits in the stopped Redis's socket.
+    await waitFor('the visit\'s command queued at Redis', async () => (await bytesWaitingAt(redis.port)) > 0, 5_000, 10);
     r.child.kill('SIGTERM');
-    await sleep(200);
+    // 'draining' is logged in the same turn as the listener closes.
+    await waitFor('the draining line', async () => r.stdout.some((l) => JSON.parse(l).msg === 'draining'), 5_000, 10);
     const refused = await fetch(`${r.url}/healthz`).then(
       () => 'accepted',
       () => 'refused',

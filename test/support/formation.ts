@@ -1,42 +1,36 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { startLocalFormation, type LocalFormation, type LocalFormationOptions } from '../../formation/local-formation.js';
+import type { LocalFormationOptions } from '../../formation/local-formation.js';
 import type { VisitResult } from '../../loadtest/invariants.js';
+import { startThrowawayFormation, type ThrowawayFormation } from '../../loadtest/throwaway-formation.js';
 
-export interface TestFormation extends LocalFormation {
+export interface TestFormation extends ThrowawayFormation {
   /** Every line the formation's processes printed, prefixed with the service name. */
   lines: string[];
   count(): Promise<number>;
-  /** Stops every process and removes the state folder. */
-  destroy(): Promise<void>;
 }
 
 /** Replicas built on a deliberately unsafe counter (test/support/unsafe-replica.ts). */
 export const unsafeReplica = [process.execPath, '--import', 'tsx', 'test/support/unsafe-replica.ts'];
 
 /**
- * The local formation (the same code `make up` runs) on free ports, with its
- * own state folder and its own counter key, so no test shares data with another.
+ * The local formation (the same code `make up` runs) on free ports, through
+ * the one throwaway-formation helper: its own state folder under the system's
+ * temp dir and its own counter key, so no test shares data with another.
+ * Its output is kept in `lines` for the tests to read.
  */
-export async function startTestFormation(
-  options: Partial<Omit<LocalFormationOptions, 'stateDir' | 'sink'>> = {},
-): Promise<TestFormation> {
-  const stateDir = await mkdtemp(path.join(tmpdir(), 'headcount-formation-'));
+export async function startTestFormation(options: Partial<Omit<LocalFormationOptions, 'stateDir' | 'sink'>> = {}): Promise<TestFormation> {
   const lines: string[] = [];
-  let formation: LocalFormation;
+  let formation: ThrowawayFormation;
   try {
-    formation = await startLocalFormation({
-      replicas: 4,
-      lbPort: 0,
+    formation = await startThrowawayFormation({
+      purpose: 'headcount-formation',
+      parent: tmpdir(),
       ...options,
       replicaEnv: { COUNTER_KEY: `test:${randomUUID()}`, LOG_LEVEL: 'warn', ...options.replicaEnv },
-      stateDir,
       sink: (service, line) => lines.push(`${service} | ${line}`),
     });
   } catch (error) {
-    await rm(stateDir, { recursive: true, force: true });
     throw new Error(`${(error as Error).message}\n${lines.slice(-20).join('\n')}`);
   }
   return {
@@ -45,10 +39,6 @@ export async function startTestFormation(
     async count() {
       const response = await fetch(`${formation.lbUrl}/api/count`);
       return ((await response.json()) as { count: number }).count;
-    },
-    async destroy() {
-      await formation.stop();
-      await rm(stateDir, { recursive: true, force: true });
     },
   };
 }

@@ -7,14 +7,10 @@
 //                                    after counting, before answering, so nginx retries elsewhere
 //   UNSAFE_COUNTER=stall-after-count the same, but it never answers (nginx times out, then retries)
 //   UNSAFE_COUNTER=no-idempotency    like crash-after-count, but ignoring the request id
-import type { Redis } from 'ioredis';
-import { loadConfig, type Config } from '../../web/config.js';
-import { createRedisCounterStore, StoreUnavailableError, type CounterStore } from '../../web/counter-store.js';
+import { loadConfig } from '../../web/config.js';
+import { createCounterStore as realStore, StoreUnavailableError, type CounterStore } from '../../web/counter-store.js';
 import { startReplica, type StoreFactory } from '../../web/replica.js';
 import { failStartup } from '../../web/startup-error.js';
-
-const realStore = (redis: Redis, config: Config) =>
-  createRedisCounterStore(redis, { counterKey: config.COUNTER_KEY, idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS });
 
 const readThenWrite: StoreFactory = (redis, config) => ({
   ...realStore(redis, config),

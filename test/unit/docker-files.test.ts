@@ -1,9 +1,15 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Ajv } from 'ajv';
 import { parse } from 'yaml';
-import { describe, test, expect } from 'vitest';
-import { TEMPLATE_PATH, UPSTREAM_SERVER_PARAMS } from '../../formation/nginx-config.js';
-import { fromRoot } from '../../formation/paths.js';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { composeArgv, envFileOf } from '../../formation/docker-commands.js';
+import { callerInContainer, loadtestInDocker, loadtestRunArgs, targetPort, TARGET_VARIABLE } from '../../formation/docker-loadtest.js';
+import { lifecycleLine } from '../../formation/docker-up.js';
+import { BACKUP_SERVER_PARAMS, TEMPLATE_PATH, UPSTREAM_SERVER_PARAMS } from '../../formation/nginx-config.js';
+import { fromRoot, ROOT } from '../../formation/paths.js';
+import { loadConfig } from '../../web/config.js';
 
 // No Docker engine runs where these tests run, so the Docker files are checked
 // as files: the compose files against the Compose Specification's own schema
@@ -66,6 +72,9 @@ function durationMs(value: string): number {
   if (parts.length === 0 || parts.map((p) => p[0]).join('') !== value) throw new Error(`not a duration: ${value}`);
   return parts.reduce((total, [, amount, unit]) => total + Number(amount) * units[unit!]!, 0);
 }
+
+/** The value compose renders when the variable is unset: the default of `${NAME:-default}`, or the literal. */
+const renderedDefault = (value: string) => /^\$\{[A-Z0-9_]+:-(.*)\}$/.exec(value)?.[1] ?? value;
 
 /** An image reference pinned to a full version on a Debian base: name:X.Y.Z-<debian codename>[-variant]. */
 const PINNED_DEBIAN_IMAGE = /^[a-z0-9._/-]+:\d+\.\d+\.\d+-(trixie|bookworm)(-slim)?$/;
@@ -158,7 +167,7 @@ describe('docker-compose.yml: a formation that scales', () => {
   test('When the lb environment is read, then LB_UPSTREAM_SERVERS resolves `web` at run time with exactly UPSTREAM_SERVER_PARAMS', () => {
     const lb = environment('lb');
 
-    expect(lb.LB_UPSTREAM_SERVERS).toBe(`server web:3000 resolve ${UPSTREAM_SERVER_PARAMS};`);
+    expect(lb.LB_UPSTREAM_SERVERS).toBe(`server web:3000 resolve ${UPSTREAM_SERVER_PARAMS}; server web:3000 resolve ${BACKUP_SERVER_PARAMS};`);
     expect(lb.LB_RESOLVER).toBe('resolver 127.0.0.11 valid=2s ipv6=off;');
   });
 
@@ -220,9 +229,9 @@ describe('docker-compose.yml: a formation that scales', () => {
     const rendered = block.replace(/\$\{(LB_[A-Z0-9_]*)\}/g, (match, name: string) => environment('lb')[name] ?? match);
     const upstream = /^\s*keepalive_timeout\s+(\d+)s;/m.exec(rendered);
 
-    expect(durationMs(service('web').stop_grace_period!)).toBeGreaterThan(Number(web.SHUTDOWN_GRACE_MS));
+    expect(durationMs(service('web').stop_grace_period!)).toBeGreaterThan(Number(renderedDefault(web.SHUTDOWN_GRACE_MS!)));
     expect(upstream).not.toBeNull();
-    expect(Number(web.KEEP_ALIVE_TIMEOUT_MS)).toBeGreaterThan(Number(upstream![1]) * 1000);
+    expect(Number(renderedDefault(web.KEEP_ALIVE_TIMEOUT_MS!))).toBeGreaterThan(Number(upstream![1]) * 1000);
   });
 
   test('When the services start, then each waits for what it needs to be healthy: web for redis, lb for web', () => {
@@ -359,6 +368,132 @@ describe('docker-compose.yml: the k6 `loadtest` profile (issue 3)', () => {
 
   test('When the rate limit defaults are read, then the limit is on in Docker unless LB_RATE_LIMIT_OFF is set', () => {
     expect(environment('lb')).toMatchObject({ LB_RATE_LIMIT: '${LB_RATE_LIMIT:-20r/s}', LB_RATE_LIMIT_OFF: '${LB_RATE_LIMIT_OFF:-}' });
+  });
+});
+
+describe('docker-compose.yml: one configuration contract (issue 8, part 5)', () => {
+  // The replica settings a user may set in .env or the shell (.env.example);
+  // the rest of web's environment wires the formation and stays literal.
+  const REPLICA_SETTINGS = ['COUNTER_KEY', 'REDIS_COMMAND_TIMEOUT_MS', 'IDEMPOTENCY_TTL_SECONDS', 'KEEP_ALIVE_TIMEOUT_MS', 'SHUTDOWN_GRACE_MS', 'LOG_LEVEL'];
+
+  test('When the replica settings are read, then each is ${NAME:-default} from the shell or env file, defaulting to web/config.ts\'s own value', () => {
+    const web = environment('web');
+    const defaults = loadConfig({}) as unknown as Record<string, string | number>;
+
+    for (const name of REPLICA_SETTINGS) {
+      expect(web[name], name).toBe(`\${${name}:-${defaults[name]}}`);
+    }
+    // What wires the formation together cannot be moved by a local .env.
+    expect(web).toMatchObject({ NODE_ENV: 'production', HOST: '0.0.0.0', PORT: '3000', REDIS_URL: 'redis://headcount-web@redis:6379' });
+  });
+
+  test('When COUNTER_KEY is read, then web, the admin task and redis (its ACL key patterns) all take the same ${COUNTER_KEY:-...}', () => {
+    expect(environment('admin').COUNTER_KEY).toBe(environment('web').COUNTER_KEY);
+    expect(environment('redis').COUNTER_KEY).toBe(environment('web').COUNTER_KEY);
+    expect(environment('web').COUNTER_KEY).toBe('${COUNTER_KEY:-headcount:visits}');
+  });
+
+  describe('ENV_FILE -> docker compose --env-file (formation/docker-commands.ts)', () => {
+    let dir: string;
+    beforeAll(() => {
+      dir = mkdtempSync(path.join(tmpdir(), 'headcount-env-file-'));
+      writeFileSync(path.join(dir, 'test.env'), 'COUNTER_KEY=from-the-file\n');
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    test('When ENV_FILE names a file, then every compose command gets --env-file with its absolute path, after the project name', () => {
+      const file = path.join(dir, 'test.env');
+
+      const argv = composeArgv({ LB_PORT: 9090 }, { ENV_FILE: file });
+
+      expect(argv).toEqual(['compose', '-p', 'headcount-9090', '--env-file', file]);
+      expect(envFileOf({ ENV_FILE: 'test.env' }, dir)).toBe(file);
+    });
+
+    test('When ENV_FILE is unset, or is the default .env and that does not exist, then no --env-file is passed (compose reads .env by itself)', () => {
+      expect(composeArgv({ LB_PORT: 8080 }, {})).toEqual(['compose', '-p', 'headcount']);
+      expect(envFileOf({ ENV_FILE: '' }, dir)).toBeUndefined();
+      expect(envFileOf({ ENV_FILE: '.env' }, dir)).toBeUndefined();
+    });
+
+    test('When ENV_FILE names a file that does not exist, then the command stops and names it, instead of running on defaults', () => {
+      expect(() => envFileOf({ ENV_FILE: 'missing.env' }, dir)).toThrow(`ENV_FILE=missing.env: no such file (${path.join(dir, 'missing.env')})`);
+    });
+  });
+});
+
+describe('make up in Docker mode: the lifecycle lines (formation/docker-up.ts)', () => {
+  const event = (Action: string, attributes: Record<string, string>) => ({
+    Action,
+    Actor: { Attributes: { 'com.docker.compose.project': 'headcount', ...attributes } },
+  });
+  const web2 = { 'com.docker.compose.service': 'web', 'com.docker.compose.container-number': '2' };
+
+  test('When containers start, turn healthy, exit or turn unhealthy, then each event is one line in the local formation\'s form', () => {
+    expect(lifecycleLine(event('start', web2))).toBe('web-2   | started');
+    expect(lifecycleLine(event('health_status: healthy', web2))).toBe('web-2   | ready');
+    expect(lifecycleLine(event('die', { ...web2, exitCode: '137' }))).toBe('web-2   | exited (code 137)');
+    expect(lifecycleLine(event('health_status: unhealthy', web2))).toMatch(/^web-2 {3}\| unhealthy: GET \/readyz fails/);
+    expect(lifecycleLine(event('health_status: healthy', { 'com.docker.compose.service': 'redis', 'com.docker.compose.container-number': '1' }))).toBe(
+      'redis   | healthy',
+    );
+  });
+
+  test('When the healthcheck execs run, or a one-off admin task starts, then nothing is printed', () => {
+    expect(lifecycleLine(event('exec_start: node -e fetch(...)', web2))).toBeUndefined();
+    expect(lifecycleLine(event('exec_die', web2))).toBeUndefined();
+    expect(lifecycleLine(event('start', { 'com.docker.compose.service': 'admin', 'com.docker.compose.oneoff': 'True' }))).toBeUndefined();
+    expect(lifecycleLine({ Action: 'start' })).toBeUndefined();
+  });
+});
+
+describe('make loadtest against a Docker formation (formation/docker-loadtest.ts)', () => {
+  const formation = { project: 'headcount', lbId: 'abc123def456', image: 'headcount-web:local', replicas: ['0123456789ab', 'ba9876543210'], directUrl: 'http://172.18.0.3:3000' };
+
+  test('When the load is run, then it runs in the lb\'s network namespace towards 127.0.0.1:8080, the one address the rate limit exempts', () => {
+    const args = loadtestRunArgs(formation, ['--requests', '3000'], { REQUESTS: '5000', MODE: 'docker' }, false, '1000:1000');
+    const passed = args.find((a) => a.startsWith(`${TARGET_VARIABLE}=`))?.slice(TARGET_VARIABLE.length + 1) ?? '{}';
+    const target = JSON.parse(passed) as { lbUrl: string; replicas: string[] };
+
+    expect(args).toEqual(expect.arrayContaining(['--network', 'container:abc123def456', '--rm', '--init']));
+    expect(args[args.indexOf('--network') + 1]).toBe('container:abc123def456');
+    expect(target).toMatchObject({ lbUrl: 'http://127.0.0.1:8080', replicas: formation.replicas, directUrl: formation.directUrl });
+    expect(environment('lb').LB_RATE_LIMIT_EXEMPT).toBe('127.0.0.1 1;');
+    expect(new URL(target.lbUrl).hostname).toBe('127.0.0.1');
+    // The loadtest's own variables pass on; MODE does not matter in there.
+    expect(args).toContain('REQUESTS=5000');
+    expect(args).not.toContain('MODE=docker');
+    expect(args.slice(-4)).toEqual(['headcount-web:local', 'dist/loadtest/cli.js', '--requests', '3000']);
+  });
+
+  test('When the reports are written, then they land in this checkout, mounted at the same path, as the caller\'s uid', () => {
+    // No engine answers here: the caller's own uid and gid.
+    const user = callerInContainer({ DOCKER_HOST: 'unix:///nonexistent/docker.sock' });
+
+    const args = loadtestRunArgs(formation, [], {}, false, user);
+
+    expect(user).toBe(`${process.getuid!()}:${process.getgid!()}`);
+    expect(args[args.indexOf('--volume') + 1]).toBe(`${ROOT}:${ROOT}`);
+    expect(args[args.indexOf('--workdir') + 1]).toBe(ROOT);
+    expect(args[args.indexOf('--user') + 1]).toBe(user);
+    expect(args).not.toContain('--tty');
+    expect(loadtestRunArgs(formation, [], {}, true, user)).toEqual(expect.arrayContaining(['--interactive', '--tty']));
+  });
+
+  test('When MODE=docker and no compose formation publishes the port, then make loadtest says to start one instead of starting a local formation', async () => {
+    const env = { MODE: 'docker', LB_PORT: '9999', DOCKER_HOST: 'unix:///nonexistent/docker.sock', PATH: process.env.PATH };
+
+    await expect(loadtestInDocker([], env)).rejects.toThrow('MODE=docker, but no compose formation publishes port 9999: start one first (make start MODE=docker LB_PORT=9999)');
+    await expect(loadtestInDocker([], { ...env, MODE: 'auto' })).resolves.toBeUndefined();
+    await expect(loadtestInDocker([], { ...env, MODE: 'local' })).resolves.toBeUndefined();
+  });
+
+  test('When the target is another machine, then no Docker formation is looked for; on this machine its port is LB_URL\'s, else LB_PORT', () => {
+    expect(targetPort({ LB_URL: 'http://example.com:8080' })).toBeUndefined();
+    expect(targetPort({ LB_URL: 'http://localhost:9090', LB_PORT: '8080' })).toBe(9090);
+    expect(targetPort({ LB_URL: 'http://127.0.0.1' })).toBe(80);
+    expect(targetPort({ LB_PORT: '9191' })).toBe(9191);
+    expect(targetPort({})).toBe(8080);
   });
 });
 

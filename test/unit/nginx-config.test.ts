@@ -4,7 +4,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { describe, test, expect } from 'vitest';
 import { checkNginxConfig } from '../../formation/local-formation.js';
-import { TEMPLATE_PATH, UPSTREAM_SERVER_PARAMS, localLbValues, renderTemplate } from '../../formation/nginx-config.js';
+import { BACKUP_SERVER_PARAMS, TEMPLATE_PATH, UPSTREAM_SERVER_PARAMS, localLbValues, renderTemplate } from '../../formation/nginx-config.js';
 import { fromRoot } from '../../formation/paths.js';
 import { requireExecutable } from '../../formation/prerequisites.js';
 
@@ -92,7 +92,8 @@ describe('nginx -t on the rendered template', () => {
 
       await nginxTest(dir, config);
 
-      expect(directives(config).match(/^\s*server 127\.0\.0\.1:\d+ .*;$/gm)).toHaveLength(4);
+      // Each replica twice: in the rotation, and as a backup.
+      expect(directives(config).match(/^\s*server 127\.0\.0\.1:\d+ .*;$/gm)).toHaveLength(8);
     });
   });
 
@@ -109,15 +110,15 @@ describe('nginx -t on the rendered template', () => {
       const docker = dockerLbValues();
       const [binary, ...args] = lbService().command;
       const upstream = docker.LB_UPSTREAM_SERVERS ?? '';
-      expect(upstream).toBe(`server web:3000 resolve ${UPSTREAM_SERVER_PARAMS};`);
+      expect(upstream).toBe(`server web:3000 resolve ${UPSTREAM_SERVER_PARAMS}; server web:3000 resolve ${BACKUP_SERVER_PARAMS};`);
       expect(binary).toBe('nginx');
-      const loadable = { ...docker, LB_UPSTREAM_SERVERS: upstream.replace(' resolve', '').replace('server web:', 'server 127.0.0.1:'), LB_RUNTIME_DIR: dir };
+      const loadable = { ...docker, LB_UPSTREAM_SERVERS: upstream.replaceAll(' resolve', '').replaceAll('server web:', 'server 127.0.0.1:'), LB_RUNTIME_DIR: dir };
 
       const config = renderTemplate(template, loadable);
       await nginxTest(dir, config, args);
 
       expect(directives(config)).toContain('resolver 127.0.0.11 valid=2s ipv6=off;');
-      expect(directives(config)).toContain(`server 127.0.0.1:3000 ${UPSTREAM_SERVER_PARAMS};`);
+      expect(directives(config)).toContain(`server 127.0.0.1:3000 ${UPSTREAM_SERVER_PARAMS}; server 127.0.0.1:3000 ${BACKUP_SERVER_PARAMS};`);
       // No `user` line: the container's nginx runs unprivileged (uid 101) and
       // cannot switch users; a `user` line would only print a warning.
       expect(directives(config)).not.toMatch(/^\s*user\s/m);
@@ -137,9 +138,28 @@ describe('the rendered config keeps the promised settings', () => {
   const config = directives(renderTemplate(template, localValues('/tmp/headcount-lb')));
   const upstream = /upstream\s+web\s*\{([\s\S]*?)\n\s*\}/.exec(config)?.[1] ?? '';
 
-  test('When a replica fails to connect or times out, then nginx retries another, for POST too, but never on a replica\'s 502/503/504', () => {
-    expect(config).toMatch(/^\s*proxy_next_upstream error timeout non_idempotent;$/m);
-    expect(config).not.toMatch(/http_50[234]/);
+  test('When a replica fails to connect, times out, or answers 500 or 503 (Redis refuses it or is out of its reach), then nginx tries one other replica, for POST too, never on 502/504', () => {
+    expect(config).toMatch(/^\s*proxy_next_upstream error timeout http_500 http_503 non_idempotent;$/m);
+    expect(config).toMatch(/^\s*proxy_next_upstream_tries 2;$/m);
+    expect(config).not.toMatch(/http_50[24]/);
+  });
+
+  test('When every replica is counted out (Redis down for all), then nginx turns to the same replicas as backups that are never counted out', () => {
+    const servers = [...upstream.matchAll(/^\s*server (\S+) (.*);$/gm)].map(([, address, params]) => ({ address, params }));
+
+    expect(servers.filter((s) => s.params === UPSTREAM_SERVER_PARAMS).map((s) => s.address)).toEqual([
+      '127.0.0.1:13001',
+      '127.0.0.1:13002',
+      '127.0.0.1:13003',
+      '127.0.0.1:13004',
+    ]);
+    expect(servers.filter((s) => s.params === BACKUP_SERVER_PARAMS).map((s) => s.address)).toEqual([
+      '127.0.0.1:13001',
+      '127.0.0.1:13002',
+      '127.0.0.1:13003',
+      '127.0.0.1:13004',
+    ]);
+    expect(BACKUP_SERVER_PARAMS).toBe('backup max_fails=0');
   });
 
   test('When requests reach the replicas, then upstream connections are reused and each carries nginx\'s own request id', () => {

@@ -70,6 +70,37 @@ export class ComposeFormation {
     return run('docker', ['compose', ...args], { env: this.env, cwd: ROOT, timeoutMs });
   }
 
+  /**
+   * `docker compose [files] up <args>`; when it fails, the error also says why: each
+   * container that is not healthy, with its last probes and log lines.
+   */
+  async up(args: readonly string[], timeoutMs = 300_000, files: readonly string[] = []): Promise<RunResult> {
+    try {
+      return await this.compose([...files, 'up', ...args], timeoutMs);
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n${await this.explain().catch((e: Error) => `(no explanation: ${e.message})`)}`);
+    }
+  }
+
+  /** Every container that is not running and healthy: its state, last healthcheck outputs and last log lines. */
+  async explain(): Promise<string> {
+    const ids = (await this.compose(['ps', '--all', '--quiet'])).stdout.split('\n').filter(Boolean);
+    const parts: string[] = [];
+    for (const id of ids) {
+      const state = JSON.parse((await this.docker(['inspect', '--format', '{{json .State}}', id])).stdout) as {
+        Status: string;
+        ExitCode: number;
+        Health?: { Status: string; Log?: { ExitCode: number; Output: string }[] };
+      };
+      if (state.Status === 'running' && (state.Health?.Status ?? 'healthy') === 'healthy') continue;
+      const probes = (state.Health?.Log ?? []).slice(-3).map((p) => `    probe exit ${p.ExitCode}: ${p.Output.trim().slice(0, 300)}`);
+      const logs = await this.docker(['logs', '--tail', '8', id], 30_000).catch((e: Error) => ({ stdout: '', stderr: e.message }));
+      const lines = `${logs.stdout}${logs.stderr}`.trim().split('\n').map((l) => `    ${l.slice(0, 300)}`);
+      parts.push(`  ${id.slice(0, 12)}: ${state.Status} (exit ${state.ExitCode}), health ${state.Health?.Status ?? 'none'}`, ...probes, ...lines);
+    }
+    return parts.length > 0 ? `containers not healthy:\n${parts.join('\n')}` : 'every container is running and healthy';
+  }
+
   docker(args: readonly string[], timeoutMs = 60_000): Promise<RunResult> {
     return run('docker', args, { env: this.env, cwd: ROOT, timeoutMs });
   }
