@@ -6,7 +6,8 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import getPort from 'get-port';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { readLiveState, stateDirFor, type FormationState } from '../../formation/state.js';
 
 const execFileAsync = promisify(execFile);
@@ -58,6 +59,16 @@ describe('the README quick start, local mode', () => {
         resolve(line);
       });
     });
+  });
+
+  // A failed step leaves what the formation said, and the end of every process's log, in the test output.
+  let failed = false;
+  afterEach(({ task }) => {
+    if (task.result?.state !== 'fail' || failed) return;
+    failed = true;
+    const logs = path.join(stateDirFor(lbPort), 'logs');
+    const tails = readdirSync(logs).map((file) => `--- ${file}\n${readFileSync(path.join(logs, file), 'utf8').trimEnd().split('\n').slice(-15).join('\n')}`);
+    console.error(`make up said:\n${output.slice(-40).join('\n')}\n${tails.join('\n')}`);
   });
 
   afterAll(async () => {
