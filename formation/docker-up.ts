@@ -56,7 +56,7 @@ export async function upDocker(options: FormationOptions, env: NodeJS.ProcessEnv
       });
       say(
         `headcount is ready: http://localhost:${options.LB_PORT} (${runningReplicas(options, spawnOptions.env)} replicas). ` +
-          'Ctrl-C stops it; make logs shows every line.',
+          `Ctrl-C stops it; make logs${options.LB_PORT === 8080 ? '' : ` LB_PORT=${options.LB_PORT}`} shows every line.`,
       );
       await stopWanted;
     }

@@ -18,7 +18,7 @@ import { dockerTier, recordFigure } from './support/tier.js';
 // of its own, which must reach the replicas, the admin task and Redis's ACL.
 
 const COUNTER_KEY = 'quickstart:visits';
-const READY = /^headcount is ready: http:\/\/localhost:(\d+) \((\d+) replicas\)\. Ctrl-C stops it; make logs shows every line\.$/;
+const READY = /^headcount is ready: http:\/\/localhost:(\d+) \((\d+) replicas\)\. Ctrl-C stops it; make logs LB_PORT=\1 shows every line\.$/;
 
 let formation: ComposeFormation;
 let envDir: string;
