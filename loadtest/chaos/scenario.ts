@@ -3,20 +3,15 @@
 import type { LocalFormation } from '../../formation/local-formation.js';
 import { waitFor } from '../../formation/wait.js';
 import { readCount } from '../accuracy.js';
-import { checkAccuracy } from '../invariants.js';
+import { checkAccuracy, type AccuracyReport } from '../invariants.js';
 import { judge, judgeOne, type Check, type Verdict } from '../verdict.js';
 import { underLoad, type LoadProgress, type LoadRun } from './load.js';
 
 export interface ScenarioResult {
   name: string;
   proves: string;
-  figures: {
-    sent: number;
-    ok: number;
-    non2xx: number;
-    errors: number;
-    timeouts: number;
-    delta: number;
+  /** The accuracy run's counts (loadtest/invariants.ts), whether every number was unique, and the scenario's own figures. */
+  figures: Pick<AccuracyReport['figures'], 'sent' | 'ok' | 'non2xx' | 'errors' | 'timeouts' | 'delta'> & {
     uniqueNumbers: boolean;
     [extra: string]: number | boolean | string;
   };
