@@ -107,6 +107,10 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
   };
   const closeFds = () => openFds.splice(0).forEach((fd) => closeSync(fd));
   const announce = logDir !== undefined;
+  // Redis and the replicas take free ports, never the load balancer's: it is
+  // still free until nginx binds it last, and a replica on it would answer in
+  // nginx's place (and keep nginx from starting).
+  const internalPort = { host: '127.0.0.1', exclude: options.lbPort ? [options.lbPort] : [] };
   const nginxBin = requireExecutable('nginx');
   const started: Service[] = [];
   const stopAll = async () => {
@@ -122,7 +126,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
     let webRedisUrl = options.redisUrl;
     let adminRedisUrl = options.redisUrl;
     if (redisUrl === undefined) {
-      const port = await getPort({ host: '127.0.0.1' });
+      const port = await getPort(internalPort);
       const dataDir = path.join(stateDir, 'redis');
       await mkdir(dataDir, { recursive: true });
       // Least privilege, as in Docker: the replicas and the admin task each
@@ -153,7 +157,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
       if (announce) sink('redis', `ready on port ${port}`);
     }
 
-    const replicaPorts = await Promise.all(Array.from({ length: count }, () => getPort({ host: '127.0.0.1' })));
+    const replicaPorts = await Promise.all(Array.from({ length: count }, () => getPort(internalPort)));
     const replicas = replicaPorts.map((port, i): ReplicaProcess => {
       const id = `web-${i + 1}`;
       const [command, ...args] = options.replicaCommand ?? [process.execPath, REPLICA_ENTRY];
@@ -214,7 +218,8 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
     started.push(nginx);
     const lbUrl = `http://127.0.0.1:${lbPort}`;
     // Through nginx to a replica that reaches Redis: /readyz, which is no visit and no traffic.
-    await waitFor(`load balancer on port ${lbPort}`, () => httpOk(`${lbUrl}/readyz`), 10_000);
+    // /lb-healthz first: only nginx answers it, so nothing else on the port passes for the load balancer.
+    await waitFor(`load balancer on port ${lbPort}`, async () => (await httpOk(`${lbUrl}/lb-healthz`)) && httpOk(`${lbUrl}/readyz`), 10_000);
     if (announce) sink('nginx', `ready on port ${lbPort}`);
 
     return {
