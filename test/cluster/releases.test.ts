@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, cpSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -64,6 +64,7 @@ async function commit(file: string, from: string, to: string, message: string) {
 let first: string;
 let second: string;
 let uncrossable: string;
+let initialPorts: number[];
 
 beforeAll(async () => {
   lbPort = await getPort({ host: '127.0.0.1' });
@@ -92,6 +93,7 @@ beforeAll(async () => {
 
   const start = await make('start');
   if (start.code !== 0) throw new Error(`make start failed:\n${start.stdout}${start.stderr}`);
+  initialPorts = formationState().replicas.map((r) => r.port);
 }, 900_000);
 
 afterAll(async () => {
@@ -290,11 +292,51 @@ describe('build, release, run in local mode', () => {
     expect(await releasesOfReplicas()).toEqual(Array(REPLICAS).fill(first));
   });
 
+  test('When releases have been deployed, then nginx still sends to the ports it started with: no reload was needed', () => {
+    const conf = readFileSync(path.join(clone, '.run', `lb-${lbPort}`, 'nginx', 'nginx.conf'), 'utf8');
+    const primaries = [...conf.matchAll(/server 127\.0\.0\.1:(\d+) max_fails/g)].map((m) => Number(m[1]));
+    const live = formationState().replicas.map((r) => r.port);
+
+    expect([...primaries].sort()).toEqual([...live].sort());
+    expect(live).toEqual(initialPorts);
+    expect(formationState().replicas.map((r) => r.release)).toEqual(Array(REPLICAS).fill(first));
+  });
+
   test('When make restart runs after a deploy, then every replica still runs the deployed release', async () => {
     const outcome = await make('restart');
 
     expect(outcome.code).toBe(0);
     expect(formationState().replicas.map((r) => r.release)).toEqual(Array(REPLICAS).fill(first));
     expect(await releasesOfReplicas()).toEqual(Array(REPLICAS).fill(first));
+  });
+
+  test('When Docker mode packages and releases with REGISTRY set, then the image is built from the exported tree with the contract labels and NODE_IMAGE, pushed, and recorded by its registry reference', async () => {
+    // A stand-in docker client that records its arguments: the engine itself is the Docker tier's to test.
+    const bin = path.join(scratch, 'fake-docker');
+    const calls = path.join(scratch, 'docker-calls.txt');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(
+      path.join(bin, 'docker'),
+      `#!/bin/sh\nprintf '%s\\n' "$PWD $*" >> ${calls}\n[ "$1 $2" = "image inspect" ] && exit 1\n[ "$1" = build ] && [ ! -f web/Dockerfile ] && exit 3\nexit 0\n`,
+      { mode: 0o755 },
+    );
+    const head = (await git('rev-parse', 'HEAD')).stdout.trim();
+    const tag = head.slice(0, 7);
+
+    const outcome = await make('release', { MODE: 'docker', REGISTRY: '127.0.0.1:5999/team', NODE_IMAGE: 'standin/node:test', PATH: `${bin}:${process.env.PATH}` });
+
+    const lines = readFileSync(calls, 'utf8').trim().split('\n');
+    const build = lines.find((line) => line.includes(' build '))!;
+    expect(outcome.code).toBe(0);
+    expect(build).toContain(`-t headcount-web:${tag}`);
+    expect(build).toContain(`--label org.opencontainers.image.revision=${head}`);
+    expect(build).toContain('--label io.headcount.counting-contract=1 --label io.headcount.crosses-from=');
+    expect(build).toContain('--build-arg NODE_IMAGE=standin/node:test');
+    expect(build.split(' ')[0]).not.toBe(clone);
+    expect(lines.filter((line) => !line.includes(' build ') && !line.includes(' inspect ')).map((line) => line.split(' ').slice(1).join(' '))).toEqual([
+      `tag headcount-web:${tag} 127.0.0.1:5999/team/headcount-web:${tag}`,
+      `push 127.0.0.1:5999/team/headcount-web:${tag}`,
+    ]);
+    expect(readLedger(releasesDir).at(-1)).toMatchObject({ tag, image: `127.0.0.1:5999/team/headcount-web:${tag}` });
   });
 });
