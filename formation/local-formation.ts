@@ -220,13 +220,9 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
     const runtimeDir = path.resolve(stateDir, 'nginx');
     await mkdir(runtimeDir, { recursive: true });
     const confPath = path.join(runtimeDir, 'nginx.conf');
+    await writeFile(confPath, await renderLocalNginxConfig({ lbPort, replicaPorts, runtimeDir, env: { ...process.env, ...options.lbEnv } }));
     const nginxArgs = ['-p', runtimeDir, '-c', confPath, '-e', 'stderr'];
-    /** Writes nginx's config for these replica ports and checks it (nginx -t). */
-    const renderNginx = async (ports: readonly number[]) => {
-      await writeFile(confPath, await renderLocalNginxConfig({ lbPort, replicaPorts: ports, runtimeDir, env: { ...process.env, ...options.lbEnv } }));
-      await checkNginxConfig(nginxBin, nginxArgs);
-    };
-    await renderNginx(replicaPorts);
+    await checkNginxConfig(nginxBin, nginxArgs);
     const nginx = new Service(
       {
         name: 'nginx',
