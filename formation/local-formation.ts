@@ -298,7 +298,18 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
         // finish); the new one binds the port within milliseconds, and what
         // nginx sent there meanwhile was refused and retried elsewhere.
         const stopped = old.service.stop();
-        await waitFor(`${release.id} on port ${old.port}`, async () => (await releaseAt(old.port)) === release.id, 30_000, 20);
+        try {
+          await waitFor(`${release.id} on port ${old.port}`, async () => (await releaseAt(old.port)) === release.id, old.service.spec.stopTimeoutMs ?? 15_000, 20);
+        } catch (error) {
+          // The new one never took the port (a release built before
+          // TAKEOVER_PORT, or another program took it): the old one comes back.
+          await stopped;
+          await fresh.service.stop();
+          started.splice(started.indexOf(fresh.service), 1);
+          old.service.start();
+          await waitReady(old);
+          throw error;
+        }
         replicas[index] = { ...fresh, port: old.port, url: old.url };
         onPhase(`took over port ${old.port}`);
         await stopped;
