@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,8 +12,8 @@ import type { FormationState } from '../../formation/state.js';
 import { httpOk, waitFor } from '../../formation/wait.js';
 import { fire } from '../../loadtest/cannon.js';
 
-// Build, release, run for real, in local mode: a temporary clone of this
-// repository makes real commits (a changed welcome message; a counting
+// Build, release, run for real, in local mode: a temporary repository holding
+// this checkout's files makes real commits (a changed welcome message; a counting
 // contract no deploy can cross), packages and releases each with `make`, and a
 // formation started from the clone is deployed and rolled back under load.
 const run = promisify(execFile);
@@ -68,12 +68,20 @@ let initialPorts: number[];
 
 beforeAll(async () => {
   lbPort = await getPort({ host: '127.0.0.1' });
-  // The committed tree of this checkout (the code under test), with this checkout's installed
-  // node_modules linked in rather than installed again; their lockfile's mtime is then older
-  // than the link's, so make does not reinstall.
-  await run('git', ['clone', '--quiet', '--no-hardlinks', fromRoot(), clone]);
+  // A repository whose first commit is this checkout's files as they are on disk (the code under
+  // test, committed or not, as the other cluster tests run dist/ built from them), with this
+  // checkout's installed node_modules linked in rather than installed again; their lockfile's
+  // mtime is then older than the link's, so make does not reinstall.
+  const listed = await run('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: fromRoot(), maxBuffer: 16 * 1024 * 1024 });
+  for (const file of listed.stdout.split('\0').filter((f) => f && existsSync(fromRoot(f)))) {
+    mkdirSync(path.dirname(path.join(clone, file)), { recursive: true });
+    cpSync(fromRoot(file), path.join(clone, file));
+  }
+  await run('git', ['init', '-q', clone]);
   await git('config', 'user.name', 'headcount test');
   await git('config', 'user.email', 'test@headcount.invalid');
+  await git('add', '-A');
+  await git('commit', '-qm', 'The code under test');
   symlinkSync(fromRoot('node_modules'), path.join(clone, 'node_modules'));
   for (const file of ['package.json', 'package-lock.json']) utimesSync(path.join(clone, file), new Date(0), new Date(0));
   // .gitignore's `node_modules/` matches folders only: keep the link out of `git status` too.
