@@ -87,7 +87,17 @@ export async function startReplica(config: Config, createStore: StoreFactory = c
 
   const moreServers: Server[] = [];
   const shutdown = registerShutdown({ server, moreServers, redis, logger, lifecycle, graceMs: config.SHUTDOWN_GRACE_MS });
-  if (config.TAKEOVER_PORT !== undefined) takeOver(newServer(), config.HOST, config.TAKEOVER_PORT, lifecycle, logger, moreServers);
+  if (config.TAKEOVER_PORT !== undefined) {
+    // Once the replica holds the port nginx knows, its own port has done its
+    // job (the formation checked readiness and the release there) and nothing
+    // sends to it again: it closes, so the replica listens on one port only,
+    // the one `make status` names. Connections still open on it finish first.
+    takeOver(newServer(), config.HOST, config.TAKEOVER_PORT, lifecycle, logger, moreServers, () => {
+      server.close();
+      server.closeIdleConnections();
+      logger.info({ host: config.HOST, port }, 'closed its own port');
+    });
+  }
   return { server, redis, logger, port, shutdown };
 }
 
@@ -99,7 +109,7 @@ const TAKEOVER_RETRY_MS = 10;
  * so nginx finds the port refused for a few milliseconds at most, and retries
  * those visits on another replica. Gives up when this replica drains.
  */
-function takeOver(server: Server, host: string, port: number, lifecycle: { draining: boolean }, logger: Logger, servers: Server[]) {
+function takeOver(server: Server, host: string, port: number, lifecycle: { draining: boolean }, logger: Logger, servers: Server[], onBound: () => void) {
   const attempt = () => {
     if (lifecycle.draining) return;
     server.once('error', (error: NodeJS.ErrnoException) => {
@@ -110,6 +120,7 @@ function takeOver(server: Server, host: string, port: number, lifecycle: { drain
       server.removeAllListeners('error');
       servers.push(server);
       logger.info({ host, port }, 'took over port');
+      onBound();
     });
   };
   attempt();

@@ -141,7 +141,7 @@ describe('the replica process (node dist/web/server.js)', () => {
     expect(r.stdout.map((l) => JSON.parse(l).msg)).toEqual(expect.arrayContaining(['draining', 'stopped']));
   });
 
-  test('When TAKEOVER_PORT is held by the replica it replaces, then it serves on its own port at once and takes the other port within milliseconds of its release', async () => {
+  test('When TAKEOVER_PORT is held by the replica it replaces, then it serves on its own port at once, takes the other port within milliseconds of its release, and then closes its own', async () => {
     const counterKey = `test:takeover:${Date.now()}`;
     const old = await replica({ REDIS_URL: inject('redisUrl'), COUNTER_KEY: counterKey, RELEASE_ID: 'r1-old' });
     await old.waitReady();
@@ -160,6 +160,9 @@ describe('the replica process (node dist/web/server.js)', () => {
     expect(ms).toBeLessThan(1_000);
     // pino writes in batches (every 250 ms at the latest).
     await waitFor('the takeover logged', async () => fresh.stdout.some((line) => line.includes('"took over port"')), 2_000);
+    await waitFor('its own port closed', async () => fresh.stdout.some((line) => line.includes('"closed its own port"')), 2_000);
+    await expect(fetch(`http://127.0.0.1:${fresh.port}/healthz`)).rejects.toThrow();
+    expect(await releaseAt(old.port)).toBe('r2-new');
   });
 });
 
