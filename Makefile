@@ -49,10 +49,10 @@ deploy: build ## Rolling deploy of RELEASE=id (default: the newest), one replica
 rollback: build ## Deploy the release before the running one, the same way
 	@$(CLI) rollback
 
-up: build ## Run the formation in the foreground (Docker if an engine answers, else local processes); Ctrl-C stops it. VERBOSE=1: every log line
+up: build ## Run the formation in the foreground (Docker if an engine answers, else local processes); Ctrl-C stops it. VERBOSE=1: every log line; RELEASE=id: run that release (local)
 	@$(CLI) up
 
-start: build ## Start the formation detached; returns once every replica is ready and the load balancer answers
+start: build ## Start the formation detached; returns once every replica is ready and the load balancer answers. RELEASE=id: run that release (local)
 	@$(CLI) start
 
 stop: build ## Stop the formation on LB_PORT, started by `make up` or `make start` (and nothing else)

@@ -4,8 +4,10 @@ import { mkdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createForeground } from './foreground.js';
-import { startLocalFormation, type LocalFormation } from './local-formation.js';
-import { runLocalDeploy, takeDeployRequest } from './local-deploy.js';
+import { startLocalFormation, type LocalFormation, type ReplicaRelease } from './local-formation.js';
+import { missingArtifact, runLocalDeploy, takeDeployRequest } from './local-deploy.js';
+import { readLedger } from './ledger.js';
+import { releasesDirOf } from './release-commands.js';
 import { followLogs } from './log-files.js';
 import type { FormationOptions } from './options.js';
 import { fromRoot } from './paths.js';
@@ -13,10 +15,12 @@ import { ensurePrerequisites } from './prerequisites.js';
 import { waitFor } from './wait.js';
 import {
   isOurSupervisor,
+  lastRelease,
   logDirFor,
   logFileFor,
   processStartTime,
   readLiveState,
+  rememberRelease,
   removeState,
   stateDirFor,
   writeState,
@@ -73,6 +77,32 @@ async function portTaken(options: FormationOptions): Promise<boolean> {
 }
 
 /**
+ * The run stage of a release (`make up RELEASE=id`, `make start RELEASE=id`):
+ * its artifact folder and config from the ledger; no RELEASE runs the checkout.
+ */
+function releaseToRun(options: FormationOptions): { release?: ReplicaRelease; refused?: string } {
+  if (options.RELEASE === undefined) return {};
+  const record = readLedger(releasesDirOf(options)).find((r) => r.id === options.RELEASE);
+  if (!record) return { refused: `no release ${options.RELEASE} in the ledger (${releasesDirOf(options)}); make releases lists them` };
+  const missing = missingArtifact(record);
+  if (missing) return { refused: missing };
+  return { release: { id: record.id, folder: record.folder!, config: record.config } };
+}
+
+/**
+ * One line when a plain start follows a formation that ran a release: the
+ * developer gets the checkout's code, and is told how to get the release back.
+ */
+function releaseNotice(options: FormationOptions, target: 'up' | 'start'): string | undefined {
+  const last = options.RELEASE === undefined ? lastRelease(options.LB_PORT) : undefined;
+  if (last === undefined) return undefined;
+  return `the last formation on port ${options.LB_PORT} ran release ${last}; this one runs this checkout's build (dev). To run ${last} again: ${makeCommand('stop', options.LB_PORT)}; ${makeCommand(`${target} RELEASE=${last}`, options.LB_PORT)}`;
+}
+
+/** `(4 replicas)`, or `(4 replicas, release r3-1a2b3c4)` when a release runs. */
+const replicasNote = (count: number, release: string | undefined) => `(${count} replicas${release === undefined || release === 'dev' ? '' : `, release ${release}`})`;
+
+/**
  * The supervisor: `make up` runs it in the foreground, `make start` detached
  * (`cli.js run`, its output in formation.log). It starts the formation, says
  * when it is ready, and runs until SIGINT (Ctrl-C) or SIGTERM (`make stop`),
@@ -83,6 +113,12 @@ async function portTaken(options: FormationOptions): Promise<boolean> {
 export async function runLocal(options: FormationOptions, detached = false): Promise<number> {
   if (await portTaken(options)) return 1;
   if (!ensurePrerequisites(say)) return 1;
+  const { release, refused } = releaseToRun(options);
+  if (refused) {
+    say(refused);
+    return 1;
+  }
+  const notice = detached ? undefined : releaseNotice(options, 'up');
   // A Ctrl-C during the start must still stop what has started so far.
   const stopRequested = new Promise<string>((resolve) => {
     // SIGHUP: the terminal that ran `make up` closed.
@@ -103,6 +139,7 @@ export async function runLocal(options: FormationOptions, detached = false): Pro
       logDir,
       sink: foreground.sink,
       onReplicaMessage: foreground.onReplicaMessage,
+      release,
     });
   } catch (error) {
     foreground.stop();
@@ -113,6 +150,7 @@ export async function runLocal(options: FormationOptions, detached = false): Pro
   let saving = writeState(state);
   const save = () => (saving = saving.then(() => writeState(state)));
   await saving;
+  rememberRelease(options.LB_PORT, release?.id);
   foreground.start(formation.replicas.map((r) => r.id));
 
   let stopping = false;
@@ -142,7 +180,8 @@ export async function runLocal(options: FormationOptions, detached = false): Pro
   if (signalled === undefined) {
     const url = `http://localhost:${formation.lbPort}`;
     const stop = detached ? `${makeCommand('stop', options.LB_PORT)} stops it` : 'Ctrl-C stops it';
-    print(`headcount is ready: ${url} (${options.REPLICAS} replicas). ${stop}; ${makeCommand('logs', options.LB_PORT)} shows every line.`);
+    print(`headcount is ready: ${url} ${replicasNote(options.REPLICAS, release?.id)}. ${stop}; ${makeCommand('logs', options.LB_PORT)} shows every line.`);
+    if (notice) print(notice);
   }
   const signal = await stopRequested;
   stopping = true;
@@ -160,6 +199,14 @@ export async function runLocal(options: FormationOptions, detached = false): Pro
 export async function startLocal(options: FormationOptions): Promise<number> {
   if (await portTaken(options)) return 1;
   if (!ensurePrerequisites(say)) return 1;
+  // Checked here too, so a wrong RELEASE is one line on the terminal, not a failed start in the log.
+  const { refused } = releaseToRun(options);
+  if (refused) {
+    say(refused);
+    return 1;
+  }
+  // Read before the supervisor starts: it records what it runs, over this.
+  const notice = releaseNotice(options, 'start');
   await mkdir(stateDirFor(options.LB_PORT), { recursive: true });
   const logFile = logFileFor(options.LB_PORT);
   const log = openSync(logFile, 'a');
@@ -180,9 +227,10 @@ export async function startLocal(options: FormationOptions): Promise<number> {
   }
   const state = readLiveState(options.LB_PORT)!;
   print(
-    `headcount is ready: http://localhost:${state.lbPort} (${state.replicas.length} replicas). ` +
+    `headcount is ready: http://localhost:${state.lbPort} ${replicasNote(state.replicas.length, state.replicas[0]?.release)}. ` +
       `${makeCommand('stop', options.LB_PORT)} stops it; ${makeCommand('logs', options.LB_PORT)} shows every line.`,
   );
+  if (notice) print(notice);
   return 0;
 }
 

@@ -10,7 +10,7 @@ import { readArtifactInfo } from './artifact.js';
 import type { ReleaseRecord } from './ledger.js';
 import type { LocalFormation } from './local-formation.js';
 import type { FormationOptions } from './options.js';
-import { readLiveState, stateDirFor, type DeployProgress, type FormationState } from './state.js';
+import { readLiveState, rememberRelease, stateDirFor, type DeployProgress, type FormationState } from './state.js';
 import { waitFor } from './wait.js';
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
@@ -27,6 +27,12 @@ export function runningReleaseLocal(options: FormationOptions): string | undefin
   return releases.size === 1 && only !== 'dev' ? only : undefined;
 }
 
+/** Why `record` cannot run here (its artifact folder is not on this machine), or undefined when it can. */
+export function missingArtifact(record: ReleaseRecord): string | undefined {
+  if (record.folder && readArtifactInfo(record.folder)?.tag === record.tag) return undefined;
+  return `release ${record.id} has no artifact folder here (${record.folder ?? 'none recorded'}); make package on commit ${record.commit.slice(0, 12)} builds it`;
+}
+
 /** `make deploy` / `make rollback` in local mode: asks the supervisor to deploy `record`, prints its steps, waits until done. */
 export async function deployLocal(options: FormationOptions, record: ReleaseRecord): Promise<number> {
   const state = readLiveState(options.LB_PORT);
@@ -34,12 +40,13 @@ export async function deployLocal(options: FormationOptions, record: ReleaseReco
     say(`no local formation runs on port ${options.LB_PORT}; start one first: make start${options.LB_PORT === 8080 ? '' : ` LB_PORT=${options.LB_PORT}`}`);
     return 1;
   }
-  if (!record.folder || readArtifactInfo(record.folder)?.tag !== record.tag) {
-    say(`release ${record.id} has no artifact folder here (${record.folder ?? 'none recorded'}); make package on commit ${record.commit.slice(0, 12)} builds it`);
+  const missing = missingArtifact(record);
+  if (missing) {
+    say(missing);
     return 1;
   }
   // The new replica takes over the old one's port (web/replica.ts): a build from before that cannot.
-  if (!readFileSync(path.join(record.folder, 'dist/web/config.js'), 'utf8').includes('TAKEOVER_PORT')) {
+  if (!readFileSync(path.join(record.folder!, 'dist/web/config.js'), 'utf8').includes('TAKEOVER_PORT')) {
     say(`release ${record.id} cannot be deployed in local mode: its replica predates TAKEOVER_PORT (the port handover)`);
     return 1;
   }
@@ -115,6 +122,8 @@ export async function runLocalDeploy(
       });
     }
     sink('deploy', `${record.id} runs on every replica`);
+    // Remembered only when it reached every replica: a deploy cut short leaves a mixed formation.
+    rememberRelease(formation.lbPort, record.id);
   } catch (error) {
     progress.failed = error instanceof Error ? error.message : String(error);
     sink('deploy', `failed: ${progress.failed}`);

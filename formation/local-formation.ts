@@ -49,6 +49,8 @@ export interface LocalFormationOptions {
   onReplicaMessage?: (replica: string, message: unknown) => void;
   /** LB_* settings for nginx (formation/nginx-config.ts), over this process's environment. */
   lbEnv?: Readonly<Record<string, string>>;
+  /** Run this release's artifact folder on every replica from the start (`make start RELEASE=id`), not this checkout's build. */
+  release?: ReplicaRelease;
 }
 
 export interface ReplicaProcess {
@@ -176,7 +178,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
 
     const replicaPorts = await Promise.all(Array.from({ length: count }, () => getPort(internalPort)));
     /** One replica process: this checkout's build, or a release's artifact folder (a deploy). */
-    const makeReplica = (id: string, port: number, release?: ReplicaRelease, takeoverPort?: number): ReplicaProcess => {
+    const makeReplica = (id: string, port: number, release = options.release, takeoverPort?: number): ReplicaProcess => {
       const [command, ...args] = release ? [process.execPath, path.join(release.folder, 'dist/web/server.js')] : (options.replicaCommand ?? [process.execPath, REPLICA_ENTRY]);
       const service = new Service(
         {
@@ -311,7 +313,11 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
           throw error;
         }
         replicas[index] = { ...fresh, port: old.port, url: old.url };
-        onPhase(`took over port ${old.port}`);
+        // The replica closed its own port on taking this one (web/replica.ts).
+        // Its next start (`make restart`, or after a crash) binds nginx's port
+        // directly, as every replica does: its own one is nobody's any more.
+        fresh.service.spec.env = { ...fresh.service.spec.env, PORT: String(old.port), TAKEOVER_PORT: undefined };
+        onPhase(`took over port ${old.port}; closed port ${own}`);
         await stopped;
         started.splice(started.indexOf(old.service), 1);
         onPhase('old one stopped');

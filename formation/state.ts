@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fromRoot } from './paths.js';
@@ -48,6 +48,27 @@ export interface FormationState {
   /** Finished deploys (`make deploy`, `make rollback`), so a caller can wait for the next. */
   deploys?: number;
   deploy?: DeployProgress;
+}
+
+/**
+ * The release the last formation on `lbPort` ran (`make start RELEASE=id`, or
+ * the last deploy that reached every replica): it outlives the formation, so a
+ * plain `make start` afterwards can say it runs the checkout instead.
+ */
+const releaseFile = (lbPort: number) => path.join(stateDirFor(lbPort), 'release');
+
+export function lastRelease(lbPort: number): string | undefined {
+  try {
+    return readFileSync(releaseFile(lbPort), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Records what the formation on `lbPort` runs now: a release id, or undefined for the checkout's build. */
+export function rememberRelease(lbPort: number, release: string | undefined): void {
+  if (release === undefined) rmSync(releaseFile(lbPort), { force: true });
+  else writeFileSync(releaseFile(lbPort), `${release}\n`);
 }
 
 let writes = 0;

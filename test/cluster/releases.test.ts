@@ -131,6 +131,8 @@ interface LoadedDeploy {
   deploySeconds: number;
   loadSeconds: number;
   releasesSeen: Set<string>;
+  /** Answers by status: what a failure was, when there is one. */
+  statuses: Record<number, number>;
   deployEndedBeforeLoad: boolean;
 }
 
@@ -141,6 +143,7 @@ interface LoadedDeploy {
 async function underLoad(target: string, vars: Record<string, string> = {}): Promise<LoadedDeploy> {
   const before = await count();
   const releasesSeen = new Set<string>();
+  const statuses: Record<number, number> = {};
   let loadEnded = 0;
   const load = fire(
     {
@@ -153,7 +156,8 @@ async function underLoad(target: string, vars: Record<string, string> = {}): Pro
         {
           method: 'POST',
           path: '/api/visits',
-          onResponse: (_status, _body, _context, headers) => {
+          onResponse: (status, _body, _context, headers) => {
+            statuses[status] = (statuses[status] ?? 0) + 1;
             const release = headers?.['x-release'] ?? headers?.['X-Release'];
             if (typeof release === 'string') releasesSeen.add(release);
           },
@@ -179,8 +183,26 @@ async function underLoad(target: string, vars: Record<string, string> = {}): Pro
     deploySeconds: (deployEnded - started) / 1000,
     loadSeconds: result.duration,
     releasesSeen,
+    statuses,
     deployEndedBeforeLoad: deployEnded < loadEnded,
   };
+}
+
+/** The TCP ports each process listens on, by pid (ss, as `make status`'s reader would check it). */
+async function listeningPorts(): Promise<Map<number, number[]>> {
+  const { stdout } = await run('ss', ['-ltnpH']);
+  const ports = new Map<number, number[]>();
+  for (const line of stdout.split('\n')) {
+    const port = Number(/:(\d+)\s+\S+:\*/.exec(line)?.[1]);
+    for (const [, pid] of line.matchAll(/pid=(\d+)/g)) ports.set(Number(pid), [...(ports.get(Number(pid)) ?? []), port]);
+  }
+  return ports;
+}
+
+/** Every replica of the state listens on the port the state names, and on no other. */
+async function expectPortsAsRecorded() {
+  const listening = await listeningPorts();
+  for (const replica of formationState().replicas) expect({ id: replica.id, ports: listening.get(replica.pid!) }).toEqual({ id: replica.id, ports: [replica.port] });
 }
 
 const pageText = async () => (await fetch(lb(), { headers: { accept: 'text/html' } })).text();
@@ -310,12 +332,18 @@ describe('build, release, run in local mode', () => {
     expect(formationState().replicas.map((r) => r.release)).toEqual(Array(REPLICAS).fill(first));
   });
 
-  test('When make restart runs after a deploy, then every replica still runs the deployed release', async () => {
+  test('When releases have been deployed, then each replica listens only on the port the state names: the handover closed its own', async () => {
+    await expectPortsAsRecorded();
+  });
+
+  test('When make restart runs after a deploy, then every replica still runs the deployed release, on the port nginx knows', async () => {
     const outcome = await make('restart');
 
     expect(outcome.code).toBe(0);
     expect(formationState().replicas.map((r) => r.release)).toEqual(Array(REPLICAS).fill(first));
     expect(await releasesOfReplicas()).toEqual(Array(REPLICAS).fill(first));
+    expect(formationState().replicas.map((r) => r.port)).toEqual(initialPorts);
+    await expectPortsAsRecorded();
   });
 
   test('When Docker mode packages and releases with REGISTRY set, then the image is built from the exported tree with the contract labels and NODE_IMAGE, pushed, and recorded by its registry reference', async () => {
@@ -346,5 +374,54 @@ describe('build, release, run in local mode', () => {
       `push 127.0.0.1:5999/team/headcount-web:${tag}`,
     ]);
     expect(readLedger(releasesDir).at(-1)).toMatchObject({ tag, image: `127.0.0.1:5999/team/headcount-web:${tag}` });
+  });
+
+  test('When the formation is stopped and started plainly after a deploy, then it runs the checkout and says in one line which release the last one ran and how to run it again', async () => {
+    expect(formationState().replicas.map((r) => r.release)).toEqual(Array(REPLICAS).fill(first));
+    await make('stop');
+
+    const outcome = await make('start');
+
+    expect(outcome.code).toBe(0);
+    expect(outcome.stdout.split('\n').filter((line) => line.includes(first))).toEqual([
+      `the last formation on port ${lbPort} ran release ${first}; this one runs this checkout's build (dev). To run ${first} again: make stop LB_PORT=${lbPort}; make start RELEASE=${first} LB_PORT=${lbPort}`,
+    ]);
+    expect(await releasesOfReplicas()).toEqual(Array(REPLICAS).fill('dev'));
+  });
+
+  test('When make start names a release the ledger does not hold, then it refuses in one line and starts nothing', async () => {
+    await make('stop');
+
+    const outcome = await make('start', { RELEASE: 'r99-0000000' });
+
+    expect(outcome.code).not.toBe(0);
+    expect(outcome.stderr.trim().split('\n').filter((line) => !line.startsWith('make:'))).toEqual([expect.stringMatching(/^no release r99-0000000 in the ledger \(.*\); make releases lists them$/)]);
+    expect(existsSync(path.join(clone, '.run', `lb-${lbPort}`, 'formation.json'))).toBe(false);
+  });
+
+  test('When make start RELEASE=<id> runs, then every replica runs that release from the start: the state, X-Release and the page name it, and make restart keeps it', async () => {
+    const outcome = await make('start', { RELEASE: second });
+    const response = await fetch(lb(), { headers: { accept: 'text/html' } });
+    const page = await response.text();
+    const restart = await make('restart');
+
+    expect(outcome.code).toBe(0);
+    expect(outcome.stdout).toContain(`(${REPLICAS} replicas, release ${second})`);
+    expect(outcome.stdout).not.toContain('the last formation');
+    expect(response.headers.get('x-release')).toBe(second);
+    expect(page).toContain(FIXED_WELCOME);
+    expect(restart.code).toBe(0);
+    expect(formationState().replicas.map((r) => r.release)).toEqual(Array(REPLICAS).fill(second));
+    expect(await releasesOfReplicas()).toEqual(Array(REPLICAS).fill(second));
+    expect(readFileSync(path.join(clone, '.run', `lb-${lbPort}`, 'release'), 'utf8').trim()).toBe(second);
+  });
+
+  test('When a formation started with a release is rolled back, then make rollback finds the release it runs and ends on the one before', async () => {
+    const outcome = await make('rollback');
+
+    expect(outcome.stdout).toContain(`rolling back from ${second} to ${first}`);
+    expect(outcome.code).toBe(0);
+    expect(await releasesOfReplicas()).toEqual(Array(REPLICAS).fill(first));
+    await expectPortsAsRecorded();
   });
 });
