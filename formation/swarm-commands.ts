@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FormationOptions } from './options.js';
 import {
   configDigest,
@@ -125,6 +126,9 @@ async function up(options: SwarmOptions, release: SwarmRelease, env: Env = proce
   await ensureRedisNode(env);
   await stackDeploy(options, release, env);
   const services = await waitConverged(release, env, 300_000);
+  // nginx asks Docker's DNS for `web` every 2 s (LB_RESOLVER): a load balancer
+  // that started before the replicas were healthy knows them one such period later.
+  await sleep(3_000);
   const web = services.find((s) => s.name === service('web'));
   say(
     `headcount is ready on Swarm: port ${options.LB_PORT} of every node (${web?.running} replicas of release ${release.id}). ` +

@@ -1,3 +1,7 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { ROOT } from '../../../formation/paths.js';
 import { run } from '../../docker/support/run.js';
 import type { Engine } from './topology.js';
@@ -23,4 +27,37 @@ export async function buildAndPush(build: Engine, registry: string, cwd = ROOT):
   });
   const pushed = await build.docker(['push', '--quiet', image], { timeoutMs: 300_000 });
   return { image, buildMs: built.ms, pushMs: pushed.ms };
+}
+
+/**
+ * A second real build: a clone of this checkout in a temporary folder, `edit`
+ * applied and committed (with a git identity of its own, as CI has none), then
+ * built and pushed like the first. The clone is removed afterwards.
+ */
+export async function buildCommit(
+  build: Engine,
+  registry: string,
+  message: string,
+  edit: (dir: string) => void,
+): Promise<{ image: string; tag: string; buildMs: number; pushMs: number }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'headcount-swarm-clone-'));
+  try {
+    await run('git', ['clone', '--quiet', '--no-hardlinks', ROOT, dir]);
+    edit(dir);
+    await run('git', ['-c', 'user.name=headcount swarm tier', '-c', 'user.email=swarm-tier@headcount.invalid', 'commit', '--quiet', '--all', '--message', message], {
+      cwd: dir,
+    });
+    const pushed = await buildAndPush(build, registry, dir);
+    return { ...pushed, tag: pushed.image.split(':').at(-1)! };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Replaces `from` with `to` in `file` of checkout `dir`, or throws when `from` is not there. */
+export function replaceIn(dir: string, file: string, from: string, to: string): void {
+  const full = path.join(dir, file);
+  const text = readFileSync(full, 'utf8');
+  if (!text.includes(from)) throw new Error(`${file} has no "${from}"`);
+  writeFileSync(full, text.replace(from, to));
 }
