@@ -45,14 +45,14 @@ export default defineConfig({
         },
       },
       {
-        // `make test-swarm`: a two-node Docker Swarm of private engines in
-        // network namespaces, with a registry (test/swarm/global-setup.ts).
+        // `make test-swarm`: a two-node Swarm of private engines in network
+        // namespaces, with a registry (test/swarm/global-setup.ts).
         test: {
           name: 'swarm',
           include: ['test/swarm/**/*.test.ts'],
           globalSetup: ['test/swarm/global-setup.ts'],
-          testTimeout: 600_000,
-          hookTimeout: 600_000,
+          testTimeout: 900_000,
+          hookTimeout: 900_000,
         },
       },
     ],

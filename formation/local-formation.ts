@@ -56,6 +56,15 @@ export interface ReplicaProcess {
   port: number;
   url: string;
   service: Service;
+  /** The release it runs: RELEASE_ID, `dev` for this checkout's build. */
+  release: string;
+}
+
+/** What a deployed replica runs: a release's artifact folder and config (formation/ledger.ts). */
+export interface ReplicaRelease {
+  id: string;
+  folder: string;
+  config: Readonly<Record<string, string>>;
 }
 
 export interface LocalFormation {
@@ -80,6 +89,12 @@ export interface LocalFormation {
    * for one replica after another.
    */
   restartReplica(index: number, onPhase?: (phase: RestartPhase) => void): Promise<void>;
+  /**
+   * Start-first replacement (a deploy): starts the release's replica on a port
+   * of its own, waits until it is ready there, then drains and stops the old
+   * one, whose port (the one nginx knows) the new one takes over.
+   */
+  replaceReplica(index: number, release: ReplicaRelease, onPhase?: (phase: string) => void): Promise<void>;
   /** Stops everything this formation started: nginx first, then replicas, then Redis. */
   stop(): Promise<void>;
 }
@@ -95,6 +110,8 @@ const defaultSink: LineSink = (service, line) => process.stdout.write(`${service
  */
 export async function startLocalFormation(options: LocalFormationOptions): Promise<LocalFormation> {
   const { replicas: count, stateDir, sink = defaultSink, logDir } = options;
+  // What the checkout's own replicas report (a formation started with RELEASE_ID set passes it on).
+  const initialRelease = options.replicaEnv?.RELEASE_ID ?? process.env.RELEASE_ID ?? 'dev';
   const logFd = options.logFile === undefined ? undefined : openSync(options.logFile, 'a');
   if (logDir !== undefined) await mkdir(logDir, { recursive: true, mode: 0o700 });
   const openFds: number[] = logFd === undefined ? [] : [logFd];
@@ -158,32 +175,37 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
     }
 
     const replicaPorts = await Promise.all(Array.from({ length: count }, () => getPort(internalPort)));
-    const replicas = replicaPorts.map((port, i): ReplicaProcess => {
-      const id = `web-${i + 1}`;
-      const [command, ...args] = options.replicaCommand ?? [process.execPath, REPLICA_ENTRY];
+    /** One replica process: this checkout's build, or a release's artifact folder (a deploy). */
+    const makeReplica = (id: string, port: number, release?: ReplicaRelease, takeoverPort?: number): ReplicaProcess => {
+      const [command, ...args] = release ? [process.execPath, path.join(release.folder, 'dist/web/server.js')] : (options.replicaCommand ?? [process.execPath, REPLICA_ENTRY]);
       const service = new Service(
         {
           name: id,
           command: command!,
           args,
-          cwd: ROOT,
+          // A release runs from its folder alone: nothing of the checkout is on its path.
+          cwd: release?.folder ?? ROOT,
           restart: true,
           logFd: outputOf(id),
           announce,
           onMessage: options.onReplicaMessage && ((message) => options.onReplicaMessage!(id, message)),
           env: {
             ...options.replicaEnv,
+            ...release?.config,
             NODE_ENV: 'production',
             HOST: '127.0.0.1',
             PORT: String(port),
             REPLICA_ID: id,
             REDIS_URL: webRedisUrl,
+            ...(release ? { RELEASE_ID: release.id } : {}),
+            ...(takeoverPort ? { TAKEOVER_PORT: String(takeoverPort) } : {}),
           },
         },
         sink,
       );
-      return { id, port, url: `http://127.0.0.1:${port}`, service };
-    });
+      return { id, port, url: `http://127.0.0.1:${port}`, service, release: release?.id ?? initialRelease };
+    };
+    const replicas = replicaPorts.map((port, i) => makeReplica(`web-${i + 1}`, port));
     const waitReady = async (replica: ReplicaProcess) => {
       await waitFor(`${replica.id} ready on port ${replica.port}`, () => httpOk(`${replica.url}/readyz`), 20_000);
       if (announce) sink(replica.id, `ready on port ${replica.port}`);
@@ -198,9 +220,13 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
     const runtimeDir = path.resolve(stateDir, 'nginx');
     await mkdir(runtimeDir, { recursive: true });
     const confPath = path.join(runtimeDir, 'nginx.conf');
-    await writeFile(confPath, await renderLocalNginxConfig({ lbPort, replicaPorts, runtimeDir, env: { ...process.env, ...options.lbEnv } }));
     const nginxArgs = ['-p', runtimeDir, '-c', confPath, '-e', 'stderr'];
-    await checkNginxConfig(nginxBin, nginxArgs);
+    /** Writes nginx's config for these replica ports and checks it (nginx -t). */
+    const renderNginx = async (ports: readonly number[]) => {
+      await writeFile(confPath, await renderLocalNginxConfig({ lbPort, replicaPorts: ports, runtimeDir, env: { ...process.env, ...options.lbEnv } }));
+      await checkNginxConfig(nginxBin, nginxArgs);
+    };
+    await renderNginx(replicaPorts);
     const nginx = new Service(
       {
         name: 'nginx',
@@ -247,6 +273,45 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
         onPhase('started');
         await sleep(READMIT_MS);
         onPhase('back in rotation');
+      },
+      async replaceReplica(index, release, onPhase = () => {}) {
+        const old = replicas[index];
+        if (!old) throw new Error(`no replica ${index}`);
+        // nginx's upstream never changes (a reload closes idle client
+        // keep-alive connections, and a client sending on one as it closes
+        // sees an error): the new replica starts on a port of its own, and
+        // takes over the old one's port (TAKEOVER_PORT) once the old one lets go.
+        const own = await getPort({ ...internalPort, exclude: [...internalPort.exclude, ...replicas.map((r) => r.port)] });
+        const fresh = makeReplica(old.id, own, release, old.port);
+        fresh.service.start();
+        // Before nginx in the stop order, as every replica is: nginx stops first.
+        started.splice(started.indexOf(nginx), 0, fresh.service);
+        onPhase(`started ${release.id} on port ${own}`);
+        const releaseAt = async (port: number) => ((await (await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(1_000) })).json()) as { release?: string }).release;
+        try {
+          await waitReady(fresh);
+          const running = await releaseAt(own);
+          if (running !== release.id) throw new Error(`the new ${old.id} on port ${own} says it runs ${running}, not ${release.id}`);
+        } catch (error) {
+          await fresh.service.stop();
+          started.splice(started.indexOf(fresh.service), 1);
+          throw error;
+        }
+        onPhase('ready');
+        // The old one drains (readiness 503, listener closed, in-flight visits
+        // finish); the new one binds the port within milliseconds, and what
+        // nginx sent there meanwhile was refused and retried elsewhere.
+        const stopped = old.service.stop();
+        await waitFor(`${release.id} on port ${old.port}`, async () => (await releaseAt(old.port)) === release.id, 30_000, 20);
+        replicas[index] = { ...fresh, port: old.port, url: old.url };
+        onPhase(`took over port ${old.port}`);
+        await stopped;
+        started.splice(started.indexOf(old.service), 1);
+        onPhase('old one stopped');
+        // nginx may have counted the port out for the refused milliseconds: the
+        // next replica waits until it is surely back, as a restart does.
+        await sleep(READMIT_MS);
+        onPhase('in rotation');
       },
       async stop() {
         await stopAll();
