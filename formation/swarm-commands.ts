@@ -1,6 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import path from 'node:path';
+import { findRelease } from './ledger.js';
 import type { FormationOptions } from './options.js';
+import { ROOT } from './paths.js';
 import {
   configDigest,
   docker,
@@ -33,6 +37,8 @@ export interface SwarmRelease {
   id: string;
   /** The registry-qualified image every node can pull. */
   image?: string;
+  /** The release's non-secret replica config (COUNTER_KEY, ...): the stack file's ${...} take these values. */
+  config?: Record<string, string>;
 }
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -75,6 +81,7 @@ async function stackDeploy(options: SwarmOptions, release: SwarmRelease, env: En
   if (!release.image) throw new Error(`release ${release.id} has no image: make release with REGISTRY set builds and pushes one`);
   const deployEnv = {
     ...env,
+    ...release.config,
     WEB_IMAGE: release.image,
     RELEASE_ID: release.id,
     CONFIG_DIGEST: configDigest(),
@@ -244,8 +251,23 @@ async function stop(_options: SwarmOptions, env: Env = process.env): Promise<num
   return 0;
 }
 
+/** `make up MODE=swarm`: the newest release of the ledger (RELEASES_DIR), or RELEASE=id. */
+async function upNewest(options: FormationOptions, env: Env = process.env): Promise<number> {
+  const record = findRelease(path.resolve(ROOT, options.RELEASES_DIR), options.RELEASE);
+  if (!record) {
+    complain(
+      options.RELEASE
+        ? `no release ${options.RELEASE} in the ledger; make releases lists them`
+        : 'no release to run: make release MODE=swarm REGISTRY=<a registry every node can pull from> creates one',
+    );
+    return 1;
+  }
+  return up(options, record, env);
+}
+
 export const swarmCommands = {
   up,
+  upNewest,
   deploy,
   /** The same rolling update, to the release before the running one (the caller picks it from the ledger). */
   rollback: deploy,
@@ -254,7 +276,17 @@ export const swarmCommands = {
   stop,
 };
 
-/** The release id web's spec names on this swarm, or undefined when no stack runs. */
-export async function runningReleaseSwarm(_options: SwarmOptions, env: Env = process.env): Promise<string | undefined> {
-  return (await webSpec(env))?.release;
+/**
+ * The release id web's spec names on this swarm, or undefined when no stack
+ * runs. Synchronous, as the shared deploy flow asks it (formation/release-commands.ts).
+ */
+export function runningReleaseSwarm(_options: SwarmOptions, env: Env = process.env): string | undefined {
+  const result = spawnSync('docker', ['service', 'inspect', '--format', '{{json .Spec.TaskTemplate.ContainerSpec.Env}}', service('web')], {
+    encoding: 'utf8',
+    env: env as NodeJS.ProcessEnv,
+    timeout: 30_000,
+  });
+  if (result.status !== 0) return undefined;
+  const vars = (JSON.parse(result.stdout || 'null') as string[] | null) ?? [];
+  return vars.find((kv) => kv.startsWith('RELEASE_ID='))?.slice('RELEASE_ID='.length);
 }
