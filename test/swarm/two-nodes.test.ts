@@ -96,12 +96,17 @@ describe('Redis stopped for 10 s under Swarm', () => {
     const before = await settledCount();
     const load = startLoad(client, 8, { maxMs: 90_000 });
 
-    await sleep(2_000);
-    await manager().docker(['service', 'scale', '--detach', `${service('redis')}=0`]);
-    await waitTasks(manager(), 'redis', (tasks) => tasks.length === 0, 30_000);
-    const down = performance.now();
-    await sleep(10_000);
-    await manager().docker(['service', 'scale', '--detach', `${service('redis')}=1`]);
+    let down = Number.NaN;
+    try {
+      await sleep(2_000);
+      await manager().docker(['service', 'scale', '--detach', `${service('redis')}=0`]);
+      await waitTasks(manager(), 'redis', (tasks) => tasks.length === 0, 30_000);
+      down = performance.now();
+      await sleep(10_000);
+    } finally {
+      // Back whatever happened: the tests after this one need Redis.
+      await manager().docker(['service', 'scale', '--detach', `${service('redis')}=1`]);
+    }
     await waitTasks(manager(), 'redis', (tasks) => tasks.length === 1, 60_000);
     for (const deadline = Date.now() + 30_000; Date.now() < deadline && load.visits.at(-1)?.status !== 200; ) await sleep(200);
     const outageMs = performance.now() - down;
@@ -125,7 +130,9 @@ describe('make deploy and make rollback MODE=swarm under load', () => {
 
   beforeAll(async () => {
     const { build } = engines();
-    const two = await buildCommit(build, swarmTier().registry, 'A friendlier welcome', (dir) => replaceIn(dir, 'web/page.ts', WELCOME, SECOND_WELCOME));
+    const two = await buildCommit(build, swarmTier().registry, 'A friendlier welcome', (dir) =>
+      replaceIn(dir, 'web/page.ts', "WELCOME = 'Welcome to headcount';", "WELCOME = 'Welcome to headcount, second release';"),
+    );
     second = { id: `r2-${two.tag}`, image: two.image };
     recordFigure('second release: build + push (clone, one commit)', `${seconds(two.buildMs)} + ${seconds(two.pushMs)}`);
     // Never healthy: the process runs but never listens, so /healthz never answers.
@@ -191,17 +198,21 @@ describe('Node 2 drained, then killed, under load', () => {
     await sleep(1_000);
 
     const started = performance.now();
-    await manager().docker(['node', 'update', '--availability', 'drain', nodeName(2)]);
-    await waitTasks(manager(), 'web', (tasks) => tasks.length === 4 && tasks.every((t) => t.node === nodeName(1)), 90_000);
-    const ms = performance.now() - started;
-    await sleep(3_000);
-    const visits = await load.stop();
+    let ms: number;
+    try {
+      await manager().docker(['node', 'update', '--availability', 'drain', nodeName(2)]);
+      await waitTasks(manager(), 'web', (tasks) => tasks.length === 4 && tasks.every((t) => t.node === nodeName(1)), 90_000);
+      ms = performance.now() - started;
+      await sleep(3_000);
+    } finally {
+      await load.stop();
+      await manager().docker(['node', 'update', '--availability', 'active', nodeName(2)]);
+    }
+    const visits = load.visits;
 
     expect(tally(visits)).toEqual({ 200: visits.length });
     expect((await settledCount()) - before).toBe(ok(visits).length);
     recordFigure('node 2 drained: tasks on node 1 after', `${seconds(ms)}; ${summary(visits)}`);
-
-    await manager().docker(['node', 'update', '--availability', 'active', nodeName(2)]);
     await rebalance();
   });
 

@@ -12,24 +12,30 @@ export interface Task {
   state: string;
 }
 
+interface TaskJson {
+  ID: string;
+  NodeID: string;
+  Spec: { ContainerSpec: { Image: string; Env?: string[] } };
+  Status: { State: string; ContainerStatus?: { ContainerID?: string } };
+}
+
 /** The running tasks of a service of the stack (desired state running, container started). */
 export async function runningTasks(manager: Engine, name: 'web' | 'redis' | 'lb'): Promise<Task[]> {
   const ids = (await manager.docker(['service', 'ps', '--quiet', '--filter', 'desired-state=running', service(name)])).stdout.split('\n').filter(Boolean);
   if (ids.length === 0) return [];
-  const format =
-    '{{json .ID}} {{json .Status.ContainerStatus.ContainerID}} {{json .NodeID}} {{json .Spec.ContainerSpec.Image}} {{json .Status.State}} {{json .Spec.ContainerSpec.Env}}';
-  const lines = (await manager.docker(['inspect', '--type', 'task', '--format', format, ...ids])).stdout.split('\n').filter(Boolean);
+  // A task listed a moment ago can be gone now: inspect prints the others and exits 1.
+  const inspected = await manager.docker(['inspect', '--type', 'task', ...ids], { allowFailure: true });
+  const found = JSON.parse(inspected.stdout.trim() || '[]') as TaskJson[];
   const hostnames = await nodeNames(manager);
-  return lines
-    .map((line) => JSON.parse(`[${line.split(' ').join(',')}]`) as [string, string, string, string, string, string[] | null])
-    .filter(([, , , , state]) => state === 'running')
-    .map(([id, container, node, image, state, env]) => ({
-      id,
-      replica: (container ?? '').slice(0, 12),
-      node: hostnames.get(node) ?? node,
-      image: image.replace(/@sha256:[0-9a-f]+$/, ''),
-      release: env?.find((kv) => kv.startsWith('RELEASE_ID='))?.slice('RELEASE_ID='.length),
-      state,
+  return found
+    .filter((t) => t.Status.State === 'running')
+    .map((t) => ({
+      id: t.ID,
+      replica: (t.Status.ContainerStatus?.ContainerID ?? '').slice(0, 12),
+      node: hostnames.get(t.NodeID) ?? t.NodeID,
+      image: t.Spec.ContainerSpec.Image.replace(/@sha256:[0-9a-f]+$/, ''),
+      release: t.Spec.ContainerSpec.Env?.find((kv) => kv.startsWith('RELEASE_ID='))?.slice('RELEASE_ID='.length),
+      state: t.Status.State,
     }));
 }
 
