@@ -184,6 +184,7 @@ describe('make deploy and make rollback MODE=swarm under load', () => {
     expect(code).toBe(1);
     expect(tally(visits)).toEqual({ 200: visits.length });
     expect(delta).toBe(ok(visits).length);
+    await waitTasks(manager(), 'web', (tasks) => tasks.length === 4 && tasks.every((t) => t.release === first().id), 60_000);
     await expectTasksOn(first());
     recordFigure('broken release, rolled back by Swarm', `${seconds(ms)}; ${summary(visits)}`);
   });
