@@ -1,25 +1,51 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { runningReleaseSwarm, swarmCommands, type SwarmRelease } from '../../formation/swarm-commands.js';
+import { appendRelease, type ReleaseRecord } from '../../formation/ledger.js';
+import { ROOT } from '../../formation/paths.js';
+import { runningReleaseSwarm } from '../../formation/swarm-commands.js';
 import { service } from '../../formation/swarm-docker.js';
+import { COUNTING_CONTRACT } from '../../web/counting-contract.js';
+import { run } from '../docker/support/run.js';
 import { createClient, ok, startLoad, tally, type Client, type Visit } from './support/client.js';
-import { buildCommit, replaceIn } from './support/images.js';
+import { artifactTag, buildCommit, replaceIn } from './support/images.js';
 import { redisCli, runningTasks, waitTasks } from './support/stack.js';
 import { engines, recordFigure, swarmTier } from './support/tier.js';
 import { killNode, startEngine, waitNodesReady } from './support/topology.js';
 
-// One stack for the whole file, on the tier's two-node swarm. The tests run in
-// order; each leaves 4 healthy web replicas on the first release, on both
-// nodes, for the next.
+// One stack for the whole file, on the tier's two-node swarm, driven through
+// the front door: `make <target> MODE=swarm` with the manager in DOCKER_HOST,
+// as a user's shell would. The releases are records in a ledger of the test's
+// own (RELEASES_DIR), whose images the tier built and pushed to its registry.
+// The tests run in order; each leaves 4 healthy web replicas on the first
+// release, on both nodes, for the next.
 const options = { LB_PORT: 8080, REPLICAS: 4 };
 const COUNTER_KEY = 'headcount:visits';
 const WELCOME = '<h1>Welcome to headcount</h1>';
 const SECOND_WELCOME = '<h1>Welcome to headcount, second release</h1>';
 const env = () => ({ ...process.env, ...swarmTier().managerEnv });
-const first = (): SwarmRelease => ({ id: `r1-${swarmTier().image.split(':').at(-1)}`, image: swarmTier().image });
 const manager = () => engines().node1;
 const nodeName = (n: 1 | 2) => `hcsw${swarmTier().id}-node${n}`;
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+let releasesDir: string;
+let firstRelease: ReleaseRecord;
+const first = () => firstRelease;
+
+/** `make <target> MODE=swarm` in the repository, with the test's ledger; never throws on a non-zero exit. */
+const make = (target: string, vars: Record<string, string> = {}) =>
+  run('make', ['--no-print-directory', target, 'MODE=swarm', `RELEASES_DIR=${releasesDir}`, ...Object.entries(vars).map(([k, v]) => `${k}=${v}`)], {
+    env: env(),
+    cwd: ROOT,
+    timeoutMs: 900_000,
+    allowFailure: true,
+  });
+
+/** A release record for an image the tier pushed, as `make release REGISTRY=...` would append it. */
+const release = (image: string, tag: string, commit: string) =>
+  appendRelease(releasesDir, { commit, tag, envFile: '', config: {}, secretNames: [], countingContract: { ...COUNTING_CONTRACT, crossesFrom: [...COUNTING_CONTRACT.crossesFrom] }, image });
 
 let client: Client;
 
@@ -45,7 +71,7 @@ async function appliedDespiteError(visits: readonly Visit[]): Promise<number> {
 /** What a load saw, as one line for the figures table. */
 const summary = (visits: readonly Visit[]) => `${visits.length} visits, ${visits.length - ok(visits).length} failed ${JSON.stringify(tally(visits))}`;
 
-async function expectTasksOn(release: SwarmRelease) {
+async function expectTasksOn(release: { id: string; image?: string }) {
   const tasks = await runningTasks(manager(), 'web');
   expect(tasks).toHaveLength(4);
   expect(tasks.map((t) => ({ release: t.release, image: t.image }))).toEqual(Array(4).fill({ release: release.id, image: release.image }));
@@ -58,13 +84,21 @@ async function rebalance() {
 }
 
 beforeAll(async () => {
+  releasesDir = await mkdtemp(path.join(tmpdir(), 'headcount-swarm-releases-'));
+  const commit = (await run('git', ['rev-parse', 'HEAD'], { cwd: ROOT })).stdout.trim();
+  firstRelease = await release(swarmTier().image, await artifactTag(ROOT), commit);
   const started = performance.now();
-  expect(await swarmCommands.up(options, first(), env())).toBe(0);
+  const up = await make('up');
+  expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
+  expect(up.stdout).toContain(`headcount is ready on Swarm: port 8080 of every node (4 replicas of release ${first().id})`);
   recordFigure('make up MODE=swarm (4 web replicas, first pull on both nodes)', seconds(performance.now() - started));
   client = createClient(swarmTier().clientAddress);
 });
 
-afterAll(() => client?.close());
+afterAll(async () => {
+  client?.close();
+  if (releasesDir) await rm(releasesDir, { recursive: true, force: true });
+});
 
 describe('A two-node swarm built from scratch', () => {
   test('When the stack is deployed with 4 web replicas, then each node runs at least one, all on the first release', async () => {
@@ -87,6 +121,26 @@ describe('A two-node swarm built from scratch', () => {
     expect(new Set(visits.map((v) => v.count)).size).toBe(5000);
     expect([...new Set(visits.map((v) => nodeOf.get(v.replica ?? '')))].sort()).toEqual([nodeName(1), nodeName(2)]);
     recordFigure('5000 visits through nginx at node 1 (64 connections)', `${seconds(ms)} (${Math.round(5000 / (ms / 1000))}/s), 0 failed`);
+  });
+});
+
+describe('make status and make reset-count MODE=swarm', () => {
+  test('When make status runs, then it names the running release and the tasks on both nodes', async () => {
+    const status = await make('status');
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain(`stack headcount: release ${first().id}`);
+    expect(status.stdout).toContain(nodeName(1));
+    expect(status.stdout).toContain(nodeName(2));
+  });
+
+  test('When make reset-count VALUE runs, then a Swarm job with the admin secret resets the count and says old and new', async () => {
+    const before = await client.count();
+    const reset = await make('reset-count', { VALUE: '42' });
+    expect(reset.code, reset.stderr).toBe(0);
+    expect(reset.stdout).toContain(`reset ${COUNTER_KEY}: ${before} -> 42`);
+    expect(await client.count()).toBe(42);
+    const jobs = await manager().docker(['service', 'ls', '--quiet', '--filter', 'name=headcount-reset-count']);
+    expect(jobs.stdout.trim()).toBe('');
   });
 });
 
@@ -125,63 +179,71 @@ describe('Redis stopped for 10 s under Swarm', () => {
 });
 
 describe('make deploy and make rollback MODE=swarm under load', () => {
-  let second: SwarmRelease;
-  let broken: SwarmRelease;
+  let second: ReleaseRecord;
+  let broken: { image: string; tag: string; commit: string };
 
   beforeAll(async () => {
     const { build } = engines();
     const two = await buildCommit(build, swarmTier().registry, 'A friendlier welcome', (dir) =>
       replaceIn(dir, 'web/page.ts', "WELCOME = 'Welcome to headcount';", "WELCOME = 'Welcome to headcount, second release';"),
     );
-    second = { id: `r2-${two.tag}`, image: two.image };
+    second = await release(two.image, two.tag, two.commit);
     recordFigure('second release: build + push (clone, one commit)', `${seconds(two.buildMs)} + ${seconds(two.pushMs)}`);
     // Never healthy: the process runs but never listens, so /healthz never answers.
-    const three = await buildCommit(build, swarmTier().registry, 'A release that never becomes healthy', (dir) =>
+    broken = await buildCommit(build, swarmTier().registry, 'A release that never becomes healthy', (dir) =>
       replaceIn(dir, 'web/server.ts', 'await startReplica(loadConfig(process.env));', 'void startReplica; void loadConfig; setInterval(() => {}, 60_000);'),
     );
-    broken = { id: `r3-${three.tag}`, image: three.image };
   });
 
-  /** `deploy` under a steady load; the visits and the count delta. */
-  async function underLoad(deploy: () => Promise<number>) {
+  /** `make <target>` under a steady load; the visits and the count delta. */
+  async function underLoad(target: string) {
     const before = await settledCount();
     const load = startLoad(client, 8, { maxMs: 300_000 });
     await sleep(1_000);
     const started = performance.now();
-    const code = await deploy();
+    const result = await make(target);
     const ms = performance.now() - started;
     await sleep(1_000);
     const visits = await load.stop();
-    return { code, ms, visits, delta: (await settledCount()) - before };
+    return { result, ms, visits, delta: (await settledCount()) - before };
   }
 
-  test('When the second release is deployed under load, then 0 visits fail, the count is exact, every task runs it and the page shows its message', async () => {
-    const { code, ms, visits, delta } = await underLoad(() => swarmCommands.deploy(options, second, env()));
+  test('When make deploy runs the second release under load, then 0 visits fail, the count is exact, every task runs it and the page shows its message', async () => {
+    const { result, ms, visits, delta } = await underLoad('deploy');
 
-    expect(code).toBe(0);
+    expect(result.code, result.stderr).toBe(0);
     expect(tally(visits)).toEqual({ 200: visits.length });
     expect(delta).toBe(ok(visits).length);
     await expectTasksOn(second);
     expect(runningReleaseSwarm(options, env())).toBe(second.id);
-    for (let i = 0; i < 8; i += 1) expect((await client.get('/', { accept: 'text/html' })).body).toContain(SECOND_WELCOME);
+    for (let i = 0; i < 8; i += 1) {
+      const page = await client.get('/', { accept: 'text/html' });
+      expect(page.body).toContain(SECOND_WELCOME);
+      expect(page.headers['x-release']).toBe(second.id);
+    }
     recordFigure('make deploy MODE=swarm (4 replicas, start-first)', `${seconds(ms)}; ${summary(visits)}`);
   });
 
   test('When make rollback runs under load, then 0 visits fail, the count is exact, and every task is back on the first release', async () => {
-    const { code, ms, visits, delta } = await underLoad(() => swarmCommands.rollback(options, first(), env()));
+    const { result, ms, visits, delta } = await underLoad('rollback');
 
-    expect(code).toBe(0);
+    expect(result.code, result.stderr).toBe(0);
     expect(tally(visits)).toEqual({ 200: visits.length });
     expect(delta).toBe(ok(visits).length);
     await expectTasksOn(first());
-    expect((await client.get('/', { accept: 'text/html' })).body).toContain(WELCOME);
+    const page = await client.get('/', { accept: 'text/html' });
+    expect(page.body).toContain(WELCOME);
+    expect(page.headers['x-release']).toBe(first().id);
     recordFigure('make rollback MODE=swarm', `${seconds(ms)}; ${summary(visits)}`);
   });
 
   test('When a release whose replicas never become healthy is deployed under load, then Swarm rolls it back itself, with 0 failed visits', async () => {
-    const { code, ms, visits, delta } = await underLoad(() => swarmCommands.deploy(options, broken, env()));
+    const third = await release(broken.image, broken.tag, broken.commit);
 
-    expect(code).toBe(1);
+    const { result, ms, visits, delta } = await underLoad('deploy');
+
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`deploy of ${third.id} failed`);
     expect(tally(visits)).toEqual({ 200: visits.length });
     expect(delta).toBe(ok(visits).length);
     await waitTasks(manager(), 'web', (tasks) => tasks.length === 4 && tasks.every((t) => t.release === first().id), 60_000);

@@ -39,7 +39,7 @@ export async function buildCommit(
   registry: string,
   message: string,
   edit: (dir: string) => void,
-): Promise<{ image: string; tag: string; buildMs: number; pushMs: number }> {
+): Promise<{ image: string; tag: string; commit: string; buildMs: number; pushMs: number }> {
   const dir = await mkdtemp(path.join(tmpdir(), 'headcount-swarm-clone-'));
   try {
     await run('git', ['clone', '--quiet', '--no-hardlinks', ROOT, dir]);
@@ -48,7 +48,8 @@ export async function buildCommit(
       cwd: dir,
     });
     const pushed = await buildAndPush(build, registry, dir);
-    return { ...pushed, tag: pushed.image.split(':').at(-1)! };
+    const commit = (await run('git', ['rev-parse', 'HEAD'], { cwd: dir })).stdout.trim();
+    return { ...pushed, tag: pushed.image.split(':').at(-1)!, commit };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
