@@ -12,6 +12,7 @@ import { cleanData, logsLocal, restartLocal, runLocal, startLocal, stopLocal } f
 import { loadFormationOptions, resolveMode, type FormationOptions } from './options.js';
 import { deployCommand, packageCommand, releaseCommand, releasesCommand, rollbackCommand } from './release-commands.js';
 import { readLiveState } from './state.js';
+import { swarmCommands } from './swarm-commands.js';
 
 const ADMIN = fileURLToPath(new URL('../admin/reset-count.js', import.meta.url));
 
@@ -37,8 +38,19 @@ async function main(command: string | undefined, arg: string | undefined): Promi
       return rollbackCommand(options, mode);
   }
   if (mode === 'swarm') {
-    // formation/swarm-commands.ts (swarmCommands.up, status, resetCount, stop) takes these.
-    process.stderr.write(`${command ?? '(no command)'} is not available in swarm mode yet\n`);
+    // The stack on the swarm the Docker context points at (formation/swarm-commands.ts).
+    switch (command) {
+      case 'up':
+      case 'start':
+        return swarmCommands.upNewest(options);
+      case 'status':
+        return swarmCommands.status(options);
+      case 'reset-count':
+        return swarmCommands.resetCount(options, arg);
+      case 'stop':
+        return swarmCommands.stop(options);
+    }
+    process.stderr.write(`${command ?? '(no command)'} is not available in swarm mode (docker service logs headcount_web, make deploy)\n`);
     return 2;
   }
   if (mode === 'docker') {

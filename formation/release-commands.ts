@@ -10,6 +10,7 @@ import { appendRelease, previousRelease, readLedger, type ReleaseRecord } from '
 import { deployLocal, runningReleaseLocal } from './local-deploy.js';
 import type { FormationOptions, Mode } from './options.js';
 import { ROOT } from './paths.js';
+import { runningReleaseSwarm, swarmCommands } from './swarm-commands.js';
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 const print = (line: string) => process.stdout.write(`${line}\n`);
@@ -32,11 +33,13 @@ export function releaseConfigFrom(env: Readonly<Record<string, string | undefine
 /** The release each mode's formation runs now, if every replica runs the same one. */
 function runningRelease(mode: Mode, options: FormationOptions): string | undefined {
   // docker: runningReleaseDocker (formation/docker-deploy.ts); swarm: runningReleaseSwarm (formation/swarm-commands.ts).
+  if (mode === 'swarm') return runningReleaseSwarm(options);
   return mode === 'local' ? runningReleaseLocal(options) : undefined;
 }
 
 async function deployIn(mode: Mode, options: FormationOptions, record: ReleaseRecord): Promise<number> {
   if (mode === 'local') return deployLocal(options, record);
+  if (mode === 'swarm') return swarmCommands.deploy(options, record);
   say(`deploy is not available in ${mode} mode yet`);
   return 2;
 }

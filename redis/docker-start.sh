@@ -15,6 +15,11 @@
 #      formation/redis-acl.ts) into a tmpfs only the redis user can read;
 #   3. execs the image's entrypoint with redis-server and that ACL file.
 #
+# Under Swarm (docker-compose.swarm.yml) the passwords are Swarm secrets:
+# REDIS_PASSWORD_FILE, REDIS_WEB_PASSWORD_FILE and REDIS_ADMIN_PASSWORD_FILE
+# name the files. Then step 1 only reads them: web and admin mount their own
+# secret, so nothing is generated and nothing is written to a volume.
+#
 # POSIX sh and coreutils only: the official image has no more.
 set -eu
 
@@ -43,11 +48,27 @@ generate() {
   LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 32
 }
 
+# Swarm: every password from its secret file, or none (a half-set would mix modes).
+from_secrets=
+if [ -n "${REDIS_PASSWORD_FILE:-}${REDIS_WEB_PASSWORD_FILE:-}${REDIS_ADMIN_PASSWORD_FILE:-}" ]; then
+  from_secrets=1
+  for name in REDIS_PASSWORD REDIS_WEB_PASSWORD REDIS_ADMIN_PASSWORD; do
+    eval "secret=\${${name}_FILE:-}"
+    [ -n "$secret" ] && [ -s "$secret" ] || fail "${name}_FILE must name a non-empty file (set all three or none)"
+    eval "$name=\$(cat \"\$secret\")"
+  done
+fi
+
 # ensure <file> <mode> <group> <variable name>: sets $password.
 ensure() {
   file=$1 mode=$2 group=$3 name=$4
   eval "password=\${$name:-}"
-  if [ -n "$password" ]; then
+  if [ -n "$from_secrets" ]; then
+    case "$password" in
+      *[!A-Za-z0-9._~+/=-]*) fail "the secret in ${name}_FILE may only hold letters, digits and . _ ~ + / = - (the value is not shown)" ;;
+    esac
+    return 0
+  elif [ -n "$password" ]; then
     # Whitespace would end the ACL rule early; quotes and backslashes are
     # parsed by Redis's ACL file reader; & | \ would break the rendering below.
     case "$password" in
@@ -70,6 +91,7 @@ ensure() {
 
 [ -r "$TEMPLATE" ] || fail "$TEMPLATE is missing (docker-compose.yml mounts redis/users.acl.template there)"
 for dir in "$WEB_DIR" "$ADMIN_DIR"; do
+  [ -z "$from_secrets" ] || break
   [ -d "$dir" ] || fail "$dir is missing (docker-compose.yml mounts a volume there)"
   # Only root and the app's group may look inside.
   chown "0:$APP_GID" "$dir"
