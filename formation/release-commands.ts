@@ -16,7 +16,7 @@ const say = (line: string) => process.stderr.write(`${line}\n`);
 const print = (line: string) => process.stdout.write(`${line}\n`);
 
 /** The replica config a release pins (web/config.ts); the formation sets the rest (PORT, REPLICA_ID, ...). */
-export const RELEASE_CONFIG_KEYS = ['COUNTER_KEY', 'REDIS_COMMAND_TIMEOUT_MS', 'IDEMPOTENCY_TTL_SECONDS', 'KEEP_ALIVE_TIMEOUT_MS', 'SHUTDOWN_GRACE_MS', 'LOG_LEVEL'] as const;
+export const RELEASE_CONFIG_KEYS = ['COUNTER_KEY', 'REDIS_COMMAND_TIMEOUT_MS', 'IDEMPOTENCY_TTL_SECONDS', 'KEEP_ALIVE_TIMEOUT_MS', 'SHUTDOWN_GRACE_MS', 'SHUTDOWN_DELAY_MS', 'LOG_LEVEL'] as const;
 /** Set by the environment the release runs in, and named in the record, never valued: REDIS_URL may hold a password. */
 export const SECRET_KEYS = ['REDIS_URL', 'REDIS_PASSWORD', 'REDIS_WEB_PASSWORD', 'REDIS_ADMIN_PASSWORD'] as const;
 

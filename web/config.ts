@@ -62,6 +62,12 @@ const schema = z.object({
   KEEP_ALIVE_TIMEOUT_MS: integer(1_000, 600_000).default(65_000),
   // How long SIGTERM waits for in-flight requests before forcing exit.
   SHUTDOWN_GRACE_MS: integer(100, 120_000).default(10_000),
+  // How long SIGTERM keeps the listener open, serving as usual while /readyz
+  // says 503, before the drain above begins. For load balancers that learn of a
+  // stopping replica only through DNS (Swarm drops a stopping task from Docker's
+  // DNS at once, and nginx keeps an answer for its resolver's `valid` time):
+  // until they re-resolve, new connections must still find it listening.
+  SHUTDOWN_DELAY_MS: integer(0, 60_000).default(0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

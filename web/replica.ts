@@ -86,7 +86,7 @@ export async function startReplica(config: Config, createStore: StoreFactory = c
   logger.info({ host: config.HOST, port }, 'listening');
 
   const moreServers: Server[] = [];
-  const shutdown = registerShutdown({ server, moreServers, redis, logger, lifecycle, graceMs: config.SHUTDOWN_GRACE_MS });
+  const shutdown = registerShutdown({ server, moreServers, redis, logger, lifecycle, graceMs: config.SHUTDOWN_GRACE_MS, delayMs: config.SHUTDOWN_DELAY_MS });
   if (config.TAKEOVER_PORT !== undefined) {
     // Once the replica holds the port nginx knows, its own port has done its
     // job (the formation checked readiness and the release there) and nothing

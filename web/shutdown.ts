@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Lifecycle } from './lifecycle.js';
@@ -11,6 +12,8 @@ export interface ShutdownDeps {
   logger: Logger;
   lifecycle: Lifecycle;
   graceMs: number;
+  /** How long to keep serving (readiness 503) before the listeners close: SHUTDOWN_DELAY_MS. */
+  delayMs?: number;
   exit?: (code: number) => void;
 }
 
@@ -19,7 +22,7 @@ export interface ShutdownDeps {
  * flight, let go of Redis and exit 0, all within the grace period; a timer
  * forces exit 1 if something hangs.
  */
-export function registerShutdown({ server, moreServers = [], redis, logger, lifecycle, graceMs, exit = process.exit }: ShutdownDeps) {
+export function registerShutdown({ server, moreServers = [], redis, logger, lifecycle, graceMs, delayMs = 0, exit = process.exit }: ShutdownDeps) {
   let started = false;
 
   const shutdown = async (signal: string) => {
@@ -27,12 +30,16 @@ export function registerShutdown({ server, moreServers = [], redis, logger, life
     started = true;
     const begun = performance.now();
     lifecycle.draining = true;
-    logger.info({ signal, graceMs }, 'draining');
+    logger.info({ signal, graceMs, delayMs }, 'draining');
 
     setTimeout(() => {
-      logger.error({ graceMs }, 'grace period over with requests still open; forcing exit');
+      logger.error({ graceMs, delayMs }, 'grace period over with requests still open; forcing exit');
       exit(1);
-    }, graceMs).unref();
+    }, delayMs + graceMs).unref();
+
+    // Still listening, so a load balancer that has not yet re-resolved its
+    // replicas finds this one answering, not refusing (SHUTDOWN_DELAY_MS).
+    if (delayMs > 0) await sleep(delayMs);
 
     // Closing the listener takes this replica out of Nginx's rotation: new
     // connections are refused, and Nginx retries them on another replica.

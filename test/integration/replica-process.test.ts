@@ -141,6 +141,28 @@ describe('the replica process (node dist/web/server.js)', () => {
     expect(r.stdout.map((l) => JSON.parse(l).msg)).toEqual(expect.arrayContaining(['draining', 'stopped']));
   });
 
+  test('When SIGTERM arrives with SHUTDOWN_DELAY_MS set, then it keeps serving new connections with /readyz at 503 for that long, then drains and exits 0', async () => {
+    const redis = await startTestRedis();
+    redises.push(redis);
+    const r = await replica({ REDIS_URL: redis.url, COUNTER_KEY: 'test:delay', SHUTDOWN_DELAY_MS: '1500' });
+    await r.waitReady();
+
+    const signalled = performance.now();
+    r.child.kill('SIGTERM');
+    await waitFor('the draining line', async () => r.stdout.some((l) => JSON.parse(l).msg === 'draining'), 5_000, 10);
+    // A fresh connection each, as a load balancer that has not re-resolved yet would open.
+    const visit = await fetch(`${r.url}/`, { headers: { accept: 'application/json', connection: 'close' } });
+    const ready = await fetch(`${r.url}/readyz`, { headers: { connection: 'close' } });
+    const code = await r.exited;
+    const exitedAfterMs = performance.now() - signalled;
+
+    expect(visit.status).toBe(200);
+    expect(await visit.json()).toMatchObject({ count: 1 });
+    expect(ready.status).toBe(503);
+    expect(code).toBe(0);
+    expect(exitedAfterMs).toBeGreaterThanOrEqual(1_500);
+  });
+
   test('When TAKEOVER_PORT is held by the replica it replaces, then it serves on its own port at once, takes the other port within milliseconds of its release, and then closes its own', async () => {
     const counterKey = `test:takeover:${Date.now()}`;
     const old = await replica({ REDIS_URL: inject('redisUrl'), COUNTER_KEY: counterKey, RELEASE_ID: 'r1-old' });
