@@ -11,6 +11,8 @@ import type { RequestStats } from './supervisor-channel.js';
 export interface AppDeps {
   store: CounterStore;
   replicaId: string;
+  /** The release this replica runs (RELEASE_ID); `dev` when never released. */
+  release?: string;
   logger: Logger;
   lifecycle: Lifecycle;
   /** Counted per request for the local supervisor's traffic line (web/supervisor-channel.ts). */
@@ -51,7 +53,7 @@ function reply(res: ServerResponse, contentType: string, body: string) {
 }
 
 /** Builds the Express app. It never listens: web/server.ts does (and tests may). */
-export function createApp({ store, replicaId, logger, lifecycle, stats }: AppDeps) {
+export function createApp({ store, replicaId, release = 'dev', logger, lifecycle, stats }: AppDeps) {
   const app = express();
   app.disable('x-powered-by');
   // Every counting response is unique: an ETag would only cost a hash.
@@ -59,11 +61,11 @@ export function createApp({ store, replicaId, logger, lifecycle, stats }: AppDep
   // No route reads a query string: don't parse one on every request.
   app.set('query parser', false);
 
-  app.use(createRequestLog(logger, replicaId, stats));
+  app.use(createRequestLog(logger, replicaId, stats, release));
   app.use(closeConnectionsWhenDraining(lifecycle));
 
   const replicaJson = JSON.stringify(replicaId);
-  const renderPage = createPage(replicaId);
+  const renderPage = createPage(replicaId, release);
   const countAndReply = async (req: Request, res: Response, format: 'html' | 'json') => {
     const count = await store.countVisit(requestIdOf(req));
     if (format === 'json') reply(res, 'application/json; charset=utf-8', `{"count":${count},"replica":${replicaJson}}`);
@@ -100,7 +102,8 @@ export function createApp({ store, replicaId, logger, lifecycle, stats }: AppDep
 
   // Liveness: the process is up and its event loop turns. Says nothing of Redis,
   // so an outage never gets healthy replicas restarted.
-  app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
+  // It names the release too: a deploy's progress is readable replica by replica.
+  app.get('/healthz', (_req, res) => void res.json({ status: 'ok', release }));
   app.all('/healthz', methodNotAllowed('GET, HEAD'));
 
   // Readiness: able to count right now.

@@ -31,6 +31,13 @@ const schema = z.object({
     .string()
     .regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be 1-64 letters, digits, ".", "_" or "-"' })
     .default(hostname().slice(0, 64)),
+  // Which release this process runs (formation/ledger.ts gives the ids): sent
+  // as X-Release on every response, in the page footer, /healthz and every log
+  // line. `dev` is a build that was never released.
+  RELEASE_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be 1-64 letters, digits, ".", "_" or "-"' })
+    .default('dev'),
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
   // The Redis password as a file (Docker secrets, a mounted volume), so it
   // never sits in the environment; it replaces any password in REDIS_URL.

@@ -6,6 +6,9 @@ const ordinal = (n: number) => {
   return `${n}${({ 1: 'st', 2: 'nd', 3: 'rd' } as Record<number, string>)[n % 10] ?? 'th'}`;
 };
 
+/** The page's greeting: the line a release's typo fix changes (docs/releases.md). */
+export const WELCOME = 'Welcome to headcount';
+
 // Everything but the count is the same on every visit: built once, when the
 // module loads (the head and style) and when the replica builds its app (the
 // replica's escaped name), not on every request.
@@ -28,18 +31,20 @@ const STYLE_AND_GREETING = `</title>
 </head>
 <body>
 <main>
-  <h1>Welcome to headcount</h1>
+  <h1>${WELCOME}</h1>
   <p>You are visitor number</p>
   <p class="count" data-testid="count">`;
 
 /**
  * The welcome page of one replica: who you are in the count, and which
- * replica counted you. Returns the renderer for a visitor number.
+ * replica counted you, and which release it runs. Returns the renderer for a
+ * visitor number.
  */
-export function createPage(replica: string): (count: number) => string {
+export function createPage(replica: string, release = 'dev'): (count: number) => string {
   const tail = `</p>
   <p class="replica">Served by replica <code data-testid="replica">${escapeHtml(replica)}</code></p>
-  <footer>Reload to be counted again. <a href="/api/count">Current count as JSON</a></footer>
+  <footer>Reload to be counted again. <a href="/api/count">Current count as JSON</a>.
+    Release <code data-testid="release">${escapeHtml(release)}</code></footer>
 </main>
 </body>
 </html>

@@ -51,7 +51,7 @@ export async function startReplica(config: Config, createStore: StoreFactory = c
   const stats: RequestStats = { requests: 0, non2xx: 0 };
   connectSupervisorChannel(redis, stats);
   const lifecycle = createLifecycle();
-  const app = createApp({ store: createStore(redis, config), replicaId: config.REPLICA_ID, logger, lifecycle, stats });
+  const app = createApp({ store: createStore(redis, config), replicaId: config.REPLICA_ID, release: config.RELEASE_ID, logger, lifecycle, stats });
 
   const server = createServer(app);
   // Nginx closes idle upstream connections after 60 s; Node must wait longer,

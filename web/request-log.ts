@@ -4,15 +4,17 @@ import type { RequestStats } from './supervisor-channel.js';
 
 /**
  * The first middleware every request passes: it names the replica in
- * X-Replica and writes one JSON line per request with the request id Nginx
+ * X-Replica and its release in X-Release (on every answer: 404s and errors
+ * too, so a deploy can be followed from any response), and writes one JSON line per request with the request id Nginx
  * logged for it, so a visit can be followed from the load balancer's log to
  * the replica's. (pino-http logs the whole request and response; this is the
  * part we read, for less.)
  */
-export function createRequestLog(logger: Logger, replicaId: string, stats?: RequestStats): RequestHandler {
+export function createRequestLog(logger: Logger, replicaId: string, stats?: RequestStats, release = 'dev'): RequestHandler {
   return (req, res, next) => {
     const started = performance.now();
     res.setHeader('X-Replica', replicaId);
+    res.setHeader('X-Release', release);
     res.once('close', () => {
       // Probes (the supervisor's, nginx's, Docker's) are not traffic.
       if (stats && req.url !== '/readyz' && req.url !== '/healthz') {

@@ -1,0 +1,44 @@
+/**
+ * The counting contract: what every replica agrees on about the data in Redis.
+ * During a rolling deploy two releases count side by side, and nginx may retry
+ * one visit on a replica of the other release (the retry policy covers every
+ * method: lb/nginx.conf.template), so adjacent releases must give a visit the
+ * same number whichever of them counts it.
+ *
+ * Version 1: `COUNTER_KEY` holds the count as a Redis integer (INCR), and
+ * `COUNTER_KEY:req:<request id>` holds the number a visit got, for
+ * IDEMPOTENCY_TTL_SECONDS (web/counter-store.ts, the COUNT_ONCE script).
+ *
+ * What bumps the version: a change to those keys' names, types or meaning, or
+ * to what the script does with them (e.g. a hash instead of an integer, ids kept
+ * elsewhere). Adding keys that older releases neither read nor write does not.
+ * A bump lists in `crossesFrom` the version it can run beside during a deploy
+ * (it reads and writes both layouts the same way); without it, `make deploy`
+ * refuses to cross (formation/release-commands.ts).
+ */
+export interface CountingContract {
+  version: number;
+  crossesFrom: readonly number[];
+}
+
+export const COUNTING_CONTRACT: CountingContract = Object.freeze({ version: 1, crossesFrom: Object.freeze([]) });
+
+export type CrossVerdict = { ok: true } | { ok: false; reason: string };
+
+/**
+ * Whether a rolling deploy may go from a formation running `from` to `to`:
+ * the same version; one up that names `from` in its crossesFrom; or one down
+ * (a rollback) when `from` names `to` in its own crossesFrom. Never two apart.
+ */
+export function canCross(from: CountingContract, to: CountingContract): CrossVerdict {
+  if (to.version === from.version) return { ok: true };
+  if (to.version === from.version + 1 && to.crossesFrom.includes(from.version)) return { ok: true };
+  if (to.version === from.version - 1 && from.crossesFrom.includes(to.version)) return { ok: true };
+  const how =
+    Math.abs(to.version - from.version) > 1
+      ? 'a deploy crosses one version at a time'
+      : to.version > from.version
+      ? `version ${to.version} does not declare it crosses from version ${from.version}`
+      : `version ${from.version} does not declare it crosses back to version ${to.version}`;
+  return { ok: false, reason: `counting contract ${from.version} -> ${to.version} cannot be crossed by a rolling deploy: ${how}` };
+}
