@@ -430,7 +430,8 @@ describe('docker-compose.yml: releases (issue 9, make deploy MODE=docker)', () =
   });
 
   test('When the web environment is read, then RELEASE_ID is ${RELEASE_ID:-dev}, which the deploy sets and reads back with docker inspect', () => {
-    expect(environment('web').RELEASE_ID).toBe('${RELEASE_ID:-dev}');
+    expect(environment('web').RELEASE_ID).toBe(`\${RELEASE_ID:-${loadConfig({}).RELEASE_ID}}`);
+    expect(loadConfig({}).RELEASE_ID).toBe('dev');
   });
 
   test('When a release is deployed, then compose gets its image (default headcount-web:<tag>), its id and its config, which win over the env file', () => {
