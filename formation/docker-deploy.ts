@@ -18,7 +18,8 @@ const UNRELEASED = 'dev';
 // failures make it unhealthy. A replica that is not healthy by then never will be.
 const READY_TIMEOUT_MS = 90_000;
 // nginx re-resolves `web` through Docker's DNS every 2 s (LB_RESOLVER in
-// docker-compose.yml): a new replica is in its upstream after at most that.
+// docker-compose.yml): a new replica is in its upstream after at most that,
+// and a removed one out of it.
 const RESOLVE_MS = 3_000;
 
 export const webImageOf = (record: DockerRelease) => record.image ?? `headcount-web:${record.tag}`;
@@ -88,6 +89,20 @@ export function runningReleaseDocker(options: Pick<FormationOptions, 'LB_PORT'>,
  * becomes healthy is removed again and the deploy stops with the old ones
  * still serving.
  *
+ * Docker's DNS is not health-aware: a container is in `web`'s answer from its
+ * start until its process exits (measured by test/docker/release-deploy.test.ts:
+ * gone from DNS within 0.2 s of the exit), and nginx keeps each answer 2 s. So
+ * nginx does send new requests to a replica that is not listening yet (it
+ * connects to Redis first), to one that drains (it closes its listener first)
+ * and, for up to 2 s, to the address of one that exited. Each of those fails
+ * at connect time, before anything was counted, and nginx retries it once on
+ * another replica (proxy_next_upstream in lb/nginx.conf.template). That retry
+ * is safe only while at most one address in the upstream is bad: hence the
+ * wait after a new replica is healthy (in nginx's upstream before an old one
+ * leaves) and again after an old one is removed (out of it before the next
+ * new one starts). Without the second wait a run measured 32 of 12000 502s:
+ * requests whose retry hit the next starting replica after the exited one.
+ *
  * With no replica running, the formation is started on `record` instead.
  */
 export async function deployDocker(options: FormationOptions, record: DockerRelease, env: Env = process.env): Promise<number> {
@@ -127,6 +142,7 @@ export async function deployDocker(options: FormationOptions, record: DockerRele
     say(`web replica ${short(started.id)} on ${record.id} is ready (${i + 1}/${old.length}); stopping ${short(leaving.id)} (${leaving.release})`);
     // The container's own stop signal and grace period (web.stop_grace_period).
     if (!remove(leaving.id, env)) return 1;
+    await sleep(RESOLVE_MS);
   }
   say(`deployed ${record.id}: ${total} web replicas`);
   return 0;
