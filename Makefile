@@ -10,11 +10,11 @@ SOURCES      := $(shell find web admin formation loadtest -name '*.ts' -not -nam
 CLI          := node dist/formation/cli.js
 
 .DEFAULT_GOAL := help
-.PHONY: help install build up start stop restart status logs reset-count loadtest loadtest-k6 bench chaos test test-unit test-integration test-cluster test-docker typecheck os-deps test-deps clean clean-data
+.PHONY: help install build package release releases deploy rollback up start stop restart status logs reset-count loadtest loadtest-k6 bench chaos test test-unit test-integration test-cluster test-docker test-swarm typecheck os-deps test-deps clean clean-data
 
 help: ## Show this help
 	@printf 'headcount: stateless counter replicas behind Nginx, sharing one Redis.\n\n'
-	@printf 'Usage: make <target> [REPLICAS=4] [LB_PORT=8080] [MODE=auto|local|docker] [ENV_FILE=.env]\n\n'
+	@printf 'Usage: make <target> [REPLICAS=4] [LB_PORT=8080] [MODE=auto|local|docker|swarm] [ENV_FILE=.env]\n\n'
 	@# Colour only on a terminal, and never with NO_COLOR set (no-color.org).
 	@if [ -t 1 ] && [ -z "$$NO_COLOR" ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
 	awk -v on="$$on" -v off="$$off" 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_-]+:.*## / { printf "  %s%-17s%s %s\n", on, $$1, off, $$2 }' $(MAKEFILE_LIST)
@@ -31,6 +31,23 @@ $(BUILD_STAMP): $(NODE_MODULES) $(SOURCES)
 	@touch $@
 
 build: $(BUILD_STAMP) ## Compile TypeScript to dist/
+
+# Release and run stages (docs/releases.md): the artifact is built once per
+# commit from the committed tree, paired with config in the ledger, then deployed.
+package: build ## Build the current commit's artifact once: .releases/artifacts/<sha>/ (and the image headcount-web:<sha> where Docker runs)
+	@$(CLI) package
+
+release: build ## Package if needed, pair the artifact with this environment's config, append it to the ledger (REGISTRY=: push the image); refuses a dirty tree
+	@$(CLI) release
+
+releases: build ## List the releases (id, commit, created, config digest); * marks the one running
+	@$(CLI) releases
+
+deploy: build ## Rolling deploy of RELEASE=id (default: the newest), one replica at a time, the new one ready before an old one leaves
+	@$(CLI) deploy
+
+rollback: build ## Deploy the release before the running one, the same way
+	@$(CLI) rollback
 
 up: build ## Run the formation in the foreground (Docker if an engine answers, else local processes); Ctrl-C stops it. VERBOSE=1: every log line
 	@$(CLI) up
@@ -89,6 +106,9 @@ test-cluster: build test-deps ## Cluster tests: real nginx in front of real repl
 
 test-docker: build ## Docker tier: docker compose up/scale/restart/stop for real (private dockerd and stand-in images if no engine answers)
 	npx vitest run --project docker
+
+test-swarm: build ## Swarm tier: a two-node Docker Swarm in network namespaces, a registry, deploys and failures for real (root)
+	npx vitest run --project swarm
 
 clean: ## Remove build output (dist/); local data stays (see clean-data)
 	rm -rf dist

@@ -44,6 +44,17 @@ export default defineConfig({
           hookTimeout: 300_000,
         },
       },
+      {
+        // `make test-swarm`: a two-node Swarm of private engines in network
+        // namespaces, with a registry (test/swarm/global-setup.ts).
+        test: {
+          name: 'swarm',
+          include: ['test/swarm/**/*.test.ts'],
+          globalSetup: ['test/swarm/global-setup.ts'],
+          testTimeout: 900_000,
+          hookTimeout: 900_000,
+        },
+      },
     ],
   },
 });

@@ -1,5 +1,6 @@
 // The formation's front door, called by the Makefile:
-//   node dist/formation/cli.js <up|start|stop|restart|status|logs|reset-count|clean-data> [value]
+//   node dist/formation/cli.js <up|start|stop|restart|status|logs|reset-count|clean-data
+//                               |package|release|releases|deploy|rollback> [value]
 // REPLICAS, LB_PORT, MODE, ... come from the environment (make passes them)
 // and from ENV_FILE (default .env), where the environment has not set them.
 import { spawnSync } from 'node:child_process';
@@ -9,6 +10,7 @@ import { dockerCommands } from './docker-commands.js';
 import { upDocker } from './docker-up.js';
 import { cleanData, logsLocal, restartLocal, runLocal, startLocal, stopLocal } from './local-commands.js';
 import { loadFormationOptions, resolveMode, type FormationOptions } from './options.js';
+import { deployCommand, packageCommand, releaseCommand, releasesCommand, rollbackCommand } from './release-commands.js';
 import { readLiveState } from './state.js';
 
 const ADMIN = fileURLToPath(new URL('../admin/reset-count.js', import.meta.url));
@@ -16,11 +18,29 @@ const ADMIN = fileURLToPath(new URL('../admin/reset-count.js', import.meta.url))
 async function main(command: string | undefined, arg: string | undefined): Promise<number> {
   // Loaded into this process's environment, so every process it starts (the
   // replicas, the admin task, docker compose) reads the same values.
-  loadEnvFile(process.env);
+  const envFile = loadEnvFile(process.env);
   const options = loadFormationOptions(process.env);
   if (command === 'clean-data') return cleanData();
   // `run` is the detached supervisor that `start` spawns: always local.
   const mode = command === 'run' ? 'local' : resolveMode(options.MODE);
+  // Build, release, run: the same flow in every mode (formation/release-commands.ts).
+  switch (command) {
+    case 'package':
+      return packageCommand(options, mode);
+    case 'release':
+      return releaseCommand(options, mode, envFile);
+    case 'releases':
+      return releasesCommand(options, mode);
+    case 'deploy':
+      return deployCommand(options, mode);
+    case 'rollback':
+      return rollbackCommand(options, mode);
+  }
+  if (mode === 'swarm') {
+    // formation/swarm-commands.ts (swarmCommands.up, status, resetCount, stop) takes these.
+    process.stderr.write(`${command ?? '(no command)'} is not available in swarm mode yet\n`);
+    return 2;
+  }
   if (mode === 'docker') {
     switch (command) {
       case 'up':
@@ -58,7 +78,7 @@ async function main(command: string | undefined, arg: string | undefined): Promi
         return resetCountLocal(options, arg);
     }
   }
-  process.stderr.write('usage: cli.js <up|start|stop|restart|status|logs|reset-count|clean-data> [value]\n');
+  process.stderr.write('usage: cli.js <up|start|stop|restart|status|logs|reset-count|clean-data|package|release|releases|deploy|rollback> [value]\n');
   return 2;
 }
 

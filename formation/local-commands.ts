@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createForeground } from './foreground.js';
 import { startLocalFormation, type LocalFormation } from './local-formation.js';
+import { runLocalDeploy, takeDeployRequest } from './local-deploy.js';
 import { followLogs } from './log-files.js';
 import type { FormationOptions } from './options.js';
 import { fromRoot } from './paths.js';
@@ -39,7 +40,7 @@ function snapshot(formation: LocalFormation, logDir: string): FormationState {
     lbUrl: formation.lbUrl,
     redisUrl: formation.redisUrl,
     adminRedisUrl: formation.adminRedisUrl,
-    replicas: formation.replicas.map((r) => ({ id: r.id, port: r.port, pid: r.service.pid })),
+    replicas: formation.replicas.map((r) => ({ id: r.id, port: r.port, pid: r.service.pid, release: r.release })),
     processes: Object.fromEntries(
       [formation.redis, ...formation.replicas.map((r) => r.service), formation.nginx].flatMap((service) =>
         service ? [[service.spec.name, service.pid]] : [],
@@ -48,6 +49,7 @@ function snapshot(formation: LocalFormation, logDir: string): FormationState {
     logDir,
     startedAt: new Date().toISOString(),
     rollingRestarts: 0,
+    deploys: 0,
   };
 }
 
@@ -75,7 +77,8 @@ async function portTaken(options: FormationOptions): Promise<boolean> {
  * (`cli.js run`, its output in formation.log). It starts the formation, says
  * when it is ready, and runs until SIGINT (Ctrl-C) or SIGTERM (`make stop`),
  * then stops everything it started. SIGUSR2 asks for a rolling restart
- * (`make restart`), whose progress goes into the state file.
+ * (`make restart`), or a deploy when a release waits in the state folder
+ * (`make deploy`, formation/local-deploy.ts); the progress goes into the state file.
  */
 export async function runLocal(options: FormationOptions, detached = false): Promise<number> {
   if (await portTaken(options)) return 1;
@@ -116,6 +119,8 @@ export async function runLocal(options: FormationOptions, detached = false): Pro
   let restarting = Promise.resolve();
   process.on('SIGUSR2', () => {
     restarting = restarting.then(async () => {
+      const release = takeDeployRequest(options.LB_PORT);
+      if (release) return runLocalDeploy(formation, release, state, save, foreground.sink, () => stopping);
       print(`restart | one replica at a time`);
       const of = formation.replicas.length;
       state.restart = { of, steps: [] } satisfies RestartProgress;
@@ -124,7 +129,7 @@ export async function runLocal(options: FormationOptions, detached = false): Pro
         await formation.restartReplica(i, (phase) => {
           if (phase === 'draining' || phase === 'back in rotation') foreground.sink(replica.id, phase);
           state.restart!.steps.push({ replica: replica.id, phase });
-          state.replicas[i]!.pid = replica.service.pid;
+          state.replicas[i]!.pid = formation.replicas[i]!.service.pid;
           void save();
         });
       }

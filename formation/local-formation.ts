@@ -23,6 +23,8 @@ const REPLICA_ENTRY = fromRoot('dist/web/server.js');
  */
 const READMIT_MS = Number(/fail_timeout=(\d+)s/.exec(UPSTREAM_SERVER_PARAMS)?.[1] ?? 10) * 1_000 + 500;
 export const REDIS_CONF = fromRoot('redis/redis.conf');
+/** After a reload takes a replica out of the rotation, how long its last visits may take before it is stopped. */
+const DRAIN_AFTER_RELOAD_MS = 1_500;
 
 export interface LocalFormationOptions {
   replicas: number;
@@ -56,6 +58,15 @@ export interface ReplicaProcess {
   port: number;
   url: string;
   service: Service;
+  /** The release it runs: RELEASE_ID, `dev` for this checkout's build. */
+  release: string;
+}
+
+/** What a deployed replica runs: a release's artifact folder and config (formation/ledger.ts). */
+export interface ReplicaRelease {
+  id: string;
+  folder: string;
+  config: Readonly<Record<string, string>>;
 }
 
 export interface LocalFormation {
@@ -80,6 +91,12 @@ export interface LocalFormation {
    * for one replica after another.
    */
   restartReplica(index: number, onPhase?: (phase: RestartPhase) => void): Promise<void>;
+  /**
+   * Start-first replacement (a deploy): starts the release's replica on a
+   * fresh port, waits until it is ready, puts it into nginx's rotation, takes
+   * the old one out, and only then drains and stops the old one.
+   */
+  replaceReplica(index: number, release: ReplicaRelease, onPhase?: (phase: string) => void): Promise<void>;
   /** Stops everything this formation started: nginx first, then replicas, then Redis. */
   stop(): Promise<void>;
 }
@@ -95,6 +112,8 @@ const defaultSink: LineSink = (service, line) => process.stdout.write(`${service
  */
 export async function startLocalFormation(options: LocalFormationOptions): Promise<LocalFormation> {
   const { replicas: count, stateDir, sink = defaultSink, logDir } = options;
+  // What the checkout's own replicas report (a formation started with RELEASE_ID set passes it on).
+  const initialRelease = options.replicaEnv?.RELEASE_ID ?? process.env.RELEASE_ID ?? 'dev';
   const logFd = options.logFile === undefined ? undefined : openSync(options.logFile, 'a');
   if (logDir !== undefined) await mkdir(logDir, { recursive: true, mode: 0o700 });
   const openFds: number[] = logFd === undefined ? [] : [logFd];
@@ -158,32 +177,36 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
     }
 
     const replicaPorts = await Promise.all(Array.from({ length: count }, () => getPort(internalPort)));
-    const replicas = replicaPorts.map((port, i): ReplicaProcess => {
-      const id = `web-${i + 1}`;
-      const [command, ...args] = options.replicaCommand ?? [process.execPath, REPLICA_ENTRY];
+    /** One replica process: this checkout's build, or a release's artifact folder (a deploy). */
+    const makeReplica = (id: string, port: number, release?: ReplicaRelease): ReplicaProcess => {
+      const [command, ...args] = release ? [process.execPath, path.join(release.folder, 'dist/web/server.js')] : (options.replicaCommand ?? [process.execPath, REPLICA_ENTRY]);
       const service = new Service(
         {
           name: id,
           command: command!,
           args,
-          cwd: ROOT,
+          // A release runs from its folder alone: nothing of the checkout is on its path.
+          cwd: release?.folder ?? ROOT,
           restart: true,
           logFd: outputOf(id),
           announce,
           onMessage: options.onReplicaMessage && ((message) => options.onReplicaMessage!(id, message)),
           env: {
             ...options.replicaEnv,
+            ...release?.config,
             NODE_ENV: 'production',
             HOST: '127.0.0.1',
             PORT: String(port),
             REPLICA_ID: id,
             REDIS_URL: webRedisUrl,
+            ...(release ? { RELEASE_ID: release.id } : {}),
           },
         },
         sink,
       );
-      return { id, port, url: `http://127.0.0.1:${port}`, service };
-    });
+      return { id, port, url: `http://127.0.0.1:${port}`, service, release: release?.id ?? initialRelease };
+    };
+    const replicas = replicaPorts.map((port, i) => makeReplica(`web-${i + 1}`, port));
     const waitReady = async (replica: ReplicaProcess) => {
       await waitFor(`${replica.id} ready on port ${replica.port}`, () => httpOk(`${replica.url}/readyz`), 20_000);
       if (announce) sink(replica.id, `ready on port ${replica.port}`);
@@ -198,9 +221,13 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
     const runtimeDir = path.resolve(stateDir, 'nginx');
     await mkdir(runtimeDir, { recursive: true });
     const confPath = path.join(runtimeDir, 'nginx.conf');
-    await writeFile(confPath, await renderLocalNginxConfig({ lbPort, replicaPorts, runtimeDir, env: { ...process.env, ...options.lbEnv } }));
     const nginxArgs = ['-p', runtimeDir, '-c', confPath, '-e', 'stderr'];
-    await checkNginxConfig(nginxBin, nginxArgs);
+    /** Writes nginx's config for these replica ports and checks it (nginx -t). */
+    const renderNginx = async (ports: readonly number[]) => {
+      await writeFile(confPath, await renderLocalNginxConfig({ lbPort, replicaPorts: ports, runtimeDir, env: { ...process.env, ...options.lbEnv } }));
+      await checkNginxConfig(nginxBin, nginxArgs);
+    };
+    await renderNginx(replicaPorts);
     const nginx = new Service(
       {
         name: 'nginx',
@@ -247,6 +274,42 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
         onPhase('started');
         await sleep(READMIT_MS);
         onPhase('back in rotation');
+      },
+      async replaceReplica(index, release, onPhase = () => {}) {
+        const old = replicas[index];
+        if (!old) throw new Error(`no replica ${index}`);
+        const taken = replicas.map((r) => r.port);
+        const port = await getPort({ ...internalPort, exclude: [...internalPort.exclude, ...taken] });
+        const fresh = makeReplica(old.id, port, release);
+        fresh.service.start();
+        // Before nginx in the stop order, as every replica is: nginx stops first.
+        started.splice(started.indexOf(nginx), 0, fresh.service);
+        onPhase(`started ${release.id} on port ${port}`);
+        try {
+          await waitReady(fresh);
+          const { release: running } = (await (await fetch(`${fresh.url}/healthz`)).json()) as { release?: string };
+          if (running !== release.id) throw new Error(`the new ${old.id} on port ${port} says it runs ${running}, not ${release.id}`);
+        } catch (error) {
+          await fresh.service.stop();
+          started.splice(started.indexOf(fresh.service), 1);
+          throw error;
+        }
+        onPhase('ready');
+        // Into the rotation beside the old one, then the old one out of it: a
+        // reload is graceful (old workers finish their requests), so no visit
+        // is sent to a replica that is leaving.
+        await renderNginx([...taken, port]);
+        nginx.signal('SIGHUP');
+        onPhase('in rotation');
+        replicas[index] = fresh;
+        await renderNginx(replicas.map((r) => r.port));
+        nginx.signal('SIGHUP');
+        onPhase(`old one (port ${old.port}) out of rotation`);
+        // nginx's old workers may still be finishing a visit on it.
+        await sleep(DRAIN_AFTER_RELOAD_MS);
+        await old.service.stop();
+        started.splice(started.indexOf(old.service), 1);
+        onPhase(`old one stopped`);
       },
       async stop() {
         await stopAll();

@@ -17,6 +17,15 @@ export interface RestartProgress {
   steps: { replica: string; phase: 'draining' | 'stopped' | 'started' | 'back in rotation' }[];
 }
 
+/** A deploy's steps so far (`make deploy` in local mode shows them while it waits). */
+export interface DeployProgress {
+  release: string;
+  of: number;
+  steps: { replica: string; phase: string }[];
+  /** Why it stopped short: the replicas not yet replaced run what they ran. */
+  failed?: string;
+}
+
 export interface FormationState {
   /** The supervisor process: the one to signal to stop or restart the formation. */
   pid: number;
@@ -27,7 +36,8 @@ export interface FormationState {
   redisUrl: string;
   /** What `make reset-count` uses: the admin user's URL. */
   adminRedisUrl: string;
-  replicas: { id: string; port: number; pid: number | undefined }[];
+  /** `release`: the RELEASE_ID each replica runs (`dev`: this checkout's build). */
+  replicas: { id: string; port: number; pid: number | undefined; release?: string }[];
   /** Every process the supervisor started, by name, as first started (restarts change them). */
   processes: Record<string, number | undefined>;
   logDir: string;
@@ -35,6 +45,9 @@ export interface FormationState {
   /** Completed rolling restarts (`make restart`), so a caller can wait for the next. */
   rollingRestarts: number;
   restart?: RestartProgress;
+  /** Finished deploys (`make deploy`, `make rollback`), so a caller can wait for the next. */
+  deploys?: number;
+  deploy?: DeployProgress;
 }
 
 let writes = 0;
