@@ -23,8 +23,6 @@ const REPLICA_ENTRY = fromRoot('dist/web/server.js');
  */
 const READMIT_MS = Number(/fail_timeout=(\d+)s/.exec(UPSTREAM_SERVER_PARAMS)?.[1] ?? 10) * 1_000 + 500;
 export const REDIS_CONF = fromRoot('redis/redis.conf');
-/** After a reload takes a replica out of the rotation, how long its last visits may take before it is stopped. */
-const DRAIN_AFTER_RELOAD_MS = 1_500;
 
 export interface LocalFormationOptions {
   replicas: number;
@@ -92,9 +90,9 @@ export interface LocalFormation {
    */
   restartReplica(index: number, onPhase?: (phase: RestartPhase) => void): Promise<void>;
   /**
-   * Start-first replacement (a deploy): starts the release's replica on a
-   * fresh port, waits until it is ready, puts it into nginx's rotation, takes
-   * the old one out, and only then drains and stops the old one.
+   * Start-first replacement (a deploy): starts the release's replica in the
+   * upstream's spare slot, waits until it is ready and nginx takes it in, and
+   * only then drains and stops the old one, whose slot becomes the spare.
    */
   replaceReplica(index: number, release: ReplicaRelease, onPhase?: (phase: string) => void): Promise<void>;
   /** Stops everything this formation started: nginx first, then replicas, then Redis. */
@@ -227,7 +225,12 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
       await writeFile(confPath, await renderLocalNginxConfig({ lbPort, replicaPorts: ports, runtimeDir, env: { ...process.env, ...options.lbEnv } }));
       await checkNginxConfig(nginxBin, nginxArgs);
     };
-    await renderNginx(replicaPorts);
+    // One slot more than there are replicas, empty until a deploy starts a
+    // replica of the new release in it (replaceReplica); the old one's slot is
+    // then the empty one. nginx finds nothing listening there, retries the
+    // visit on another replica and leaves the slot out for fail_timeout.
+    let sparePort = await getPort({ ...internalPort, exclude: [...internalPort.exclude, lbPort, ...replicaPorts] });
+    await renderNginx([...replicaPorts, sparePort]);
     const nginx = new Service(
       {
         name: 'nginx',
@@ -278,8 +281,10 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
       async replaceReplica(index, release, onPhase = () => {}) {
         const old = replicas[index];
         if (!old) throw new Error(`no replica ${index}`);
-        const taken = replicas.map((r) => r.port);
-        const port = await getPort({ ...internalPort, exclude: [...internalPort.exclude, ...taken] });
+        // The spare slot: already in nginx's upstream, so no reload is needed
+        // (a reload closes idle client keep-alive connections, and a client
+        // that sends on one as it closes sees an error).
+        const port = sparePort;
         const fresh = makeReplica(old.id, port, release);
         fresh.service.start();
         // Before nginx in the stop order, as every replica is: nginx stops first.
@@ -295,21 +300,16 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
           throw error;
         }
         onPhase('ready');
-        // Into the rotation beside the old one, then the old one out of it: a
-        // reload is graceful (old workers finish their requests), so no visit
-        // is sent to a replica that is leaving.
-        await renderNginx([...taken, port]);
-        nginx.signal('SIGHUP');
-        onPhase('in rotation');
+        // nginx counted the empty slot out; it tries it again after fail_timeout.
+        await sleep(READMIT_MS);
         replicas[index] = fresh;
-        await renderNginx(replicas.map((r) => r.port));
-        nginx.signal('SIGHUP');
-        onPhase(`old one (port ${old.port}) out of rotation`);
-        // nginx's old workers may still be finishing a visit on it.
-        await sleep(DRAIN_AFTER_RELOAD_MS);
+        onPhase('in rotation');
+        // The old one drains (readiness 503, in-flight visits finish); what
+        // nginx sends it meanwhile is refused and retried on another replica.
         await old.service.stop();
         started.splice(started.indexOf(old.service), 1);
-        onPhase(`old one stopped`);
+        sparePort = old.port;
+        onPhase(`old one (port ${old.port}) stopped`);
       },
       async stop() {
         await stopAll();
