@@ -1,69 +1,161 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { deployDocker, webReplicas, type DockerRelease } from '../../formation/docker-deploy.js';
+import { webReplicas } from '../../formation/docker-deploy.js';
+import { readLedger, type ReleaseRecord } from '../../formation/ledger.js';
 import { loadFormationOptions } from '../../formation/options.js';
 import { checkAccuracy, describeViolations } from '../../loadtest/invariants.js';
 import { ComposeFormation } from './support/compose-formation.js';
-import { watchDns } from './support/dns-watch.js';
+import { watchDns, type Leaving } from './support/dns-watch.js';
 import { statusTally } from './support/load.js';
 import { startPacedLoad } from './support/paced-load.js';
-import { recordFigure } from './support/tier.js';
+import { createReleaseClone, type ReleaseClone } from './support/release-clone.js';
+import { run, type RunResult } from './support/run.js';
+import { dockerTier, recordFigure } from './support/tier.js';
 
-// EXPERIMENT: the rolling mechanics with two tags of the tier's image.
+// Build, release, run in Docker mode, from a temporary clone with two real
+// commits (the second changes the welcome message): each packaged into its
+// image and released, the formation started on the first, then `make deploy`
+// of the second and `make rollback` to the first, each under a fixed count of
+// visits that lasts longer than the deploy. Every command is the make target a
+// user types, run in the clone.
+
+// Visits per deploy, paced to last 90 s: a 4-replica deploy takes about a
+// minute here (each new replica healthy, resolved, an old one drained, resolved).
+const VISITS = 18_000;
+const PER_SECOND = 200;
 
 let formation: ComposeFormation;
-const r1: DockerRelease = { id: 'r1-aaaaaaa', tag: 'aaaaaaa', config: {} };
-const r2: DockerRelease = { id: 'r2-bbbbbbb', tag: 'bbbbbbb', config: {} };
+let clone: ReleaseClone;
+let first: ReleaseRecord;
+let second: ReleaseRecord;
+
+/** `make <target> MODE=docker LB_PORT=<port>` in the clone, as its user types it. */
+function make(target: string, vars: Record<string, string> = {}, timeoutMs = 600_000): Promise<RunResult> {
+  const args = ['--no-print-directory', target, 'MODE=docker', `LB_PORT=${formation.port}`, 'REPLICAS=4', ...Object.entries(vars).map(([k, v]) => `${k}=${v}`)];
+  const env = {
+    ...formation.env,
+    // The private engine has no NAT: the image build's npm ci uses the host's
+    // network, as the tier's own build does (test/docker/compose.build-host.yml).
+    ...(dockerTier().engine === 'private' ? { DOCKER_BUILD_NETWORK: 'host' } : {}),
+  };
+  return run('make', args, { env, cwd: clone.dir, timeoutMs });
+}
+
+const running = () => webReplicas(loadFormationOptions({ ...formation.env, MODE: 'docker' }), formation.env).filter((r) => r.status === 'running');
 
 beforeAll(async () => {
   formation = await ComposeFormation.create();
-  for (const r of [r1, r2]) await formation.docker(['tag', 'headcount-web:local', `headcount-web:${r.tag}`]);
-  const options = loadFormationOptions({ ...formation.env, MODE: 'docker', REPLICAS: '4' });
-  const code = await deployDocker(options, r1, formation.env);
-  expect(code).toBe(0);
-});
+  clone = await createReleaseClone();
+  await clone.checkout(clone.first);
+  await make('release');
+  await clone.checkout(clone.second);
+  await make('release');
+  const records = readLedger(`${clone.dir}/.releases`);
+  expect(records).toHaveLength(2);
+  [first, second] = [records[0]!, records[1]!];
+}, 1_200_000);
 
 afterAll(async () => {
   await formation?.destroy();
+  // On an existing engine the release images stay otherwise; the private one goes away whole.
+  if (dockerTier().engine === 'existing' && first && second) await formation.docker(['rmi', first.image!, second.image!]).catch(() => undefined);
+  await clone?.remove();
 });
 
-async function deployUnderLoad(record: DockerRelease, label: string) {
-  const options = loadFormationOptions({ ...formation.env, MODE: 'docker', REPLICAS: '4' });
-  const before = await formation.client.count();
+describe('make release in Docker mode, from two commits', () => {
+  test('When each commit is released, then the ledger holds two records, each with its own image headcount-web:<git short sha> labelled with its commit', async () => {
+    expect(first).toMatchObject({ seq: 1, commit: clone.first, tag: clone.first.slice(0, 7), image: `headcount-web:${clone.first.slice(0, 7)}` });
+    expect(second).toMatchObject({ seq: 2, commit: clone.second, tag: clone.second.slice(0, 7), image: `headcount-web:${clone.second.slice(0, 7)}` });
+    for (const record of [first, second]) {
+      const labels = JSON.parse((await formation.docker(['image', 'inspect', '--format', '{{json .Config.Labels}}', record.image!])).stdout) as Record<string, string>;
+      expect(labels).toMatchObject({ 'org.opencontainers.image.revision': record.commit, 'io.headcount.counting-contract': String(record.countingContract.version) });
+    }
+  });
+
+  test('When make deploy names the first release and no formation runs, then the formation starts with 4 replicas on it', async () => {
+    const deploy = await make('deploy', { RELEASE: first.id });
+
+    expect(deploy.code).toBe(0);
+    expect(running().map((r) => r.release)).toEqual([first.id, first.id, first.id, first.id]);
+    const page = await formation.client.get('/');
+    expect(page.body).toContain(clone.oldWelcome);
+    expect(page.headers['x-release']).toBe(first.id);
+    expect((await make('releases')).stdout).toMatch(new RegExp(`^\\*\\s+${first.id}\\s`, 'm'));
+  });
+});
+
+/**
+ * `make <target>` while a fixed count of visits arrives, paced to outlast it,
+ * and what Docker's DNS said about the leaving replicas meanwhile.
+ */
+async function underLoad(target: string, vars: Record<string, string> = {}) {
   const [lb] = await formation.containers('lb');
   const ips = new Map<string, string>();
-  for (const r of webReplicas(options, formation.env)) {
-    const ip = (await formation.docker(['inspect', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', r.id])).stdout.trim();
-    ips.set(r.id, ip);
+  for (const r of running()) {
+    ips.set(r.id, (await formation.docker(['inspect', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', r.id])).stdout.trim());
   }
+  const before = await formation.client.count();
   const dns = watchDns(formation.env, lb!.id, formation.project);
   const started = performance.now();
-  const load = startPacedLoad(formation.client, 12_000, 200);
-  const code = await deployDocker(options, record, formation.env);
-  const deployed = performance.now();
+  const load = startPacedLoad(formation.client, VISITS, PER_SECOND);
+  const result = await make(target, vars).catch((error: Error) => ({ code: 1, stdout: '', stderr: error.message, ms: 0 }));
+  const deployedAt = performance.now();
   const results = await load.done;
   dns.stop();
-  const seconds = (performance.now() - started) / 1000;
-  const report = checkAccuracy({ countBefore: before, countAfter: await formation.client.count(), sent: results.length, results, errors: results.filter((r) => r.status === 0).length });
+  const report = checkAccuracy({
+    countBefore: before,
+    countAfter: await formation.client.count(),
+    sent: results.length,
+    results,
+    errors: results.filter((r) => r.status === 0).length,
+  });
+  const figures = {
+    visits: results.length,
+    non2xx: results.length - report.figures.ok,
+    deploySeconds: (deployedAt - started) / 1000,
+    loadSeconds: (load.endedAt()! - started) / 1000,
+  };
   const leaving = dns.leaving(ips);
-  process.stdout.write(dns.events().map((e) => `${new Date(e.at).toISOString()} ${e.action} ${e.id.slice(0, 12)}`).join("\n") + "\n");
-  process.stdout.write(`${label}: ${JSON.stringify(report.figures)} statuses ${JSON.stringify(statusTally(results))} deploy ${((deployed - started) / 1000).toFixed(1)} s load ${seconds.toFixed(1)} s\n${JSON.stringify(leaving, null, 1)}\n`);
-  const lbLogs = await formation.compose(['logs', '--no-log-prefix', '--no-color', 'lb']);
-  const bad = lbLogs.stdout.split('\n').filter((l) => /"status":5\d\d/.test(l) || /\[(error|warn)\]/.test(l));
-  process.stdout.write(`lb lines: ${bad.length}\n${bad.slice(0, 60).join('\n')}\n`);
-  process.stdout.write(`ips ${JSON.stringify([...ips])}\n`);
-  recordFigure(label, `${results.length} visits, ${report.figures.non2xx} non-2xx, ${seconds.toFixed(1)} s`);
-  expect(code).toBe(0);
-  expect(load.endedAt()! > deployed).toBe(true);
-  expect(report.violations.filter((v) => v.invariant !== 'replica-share'), `${describeViolations(report.violations)}`).toEqual([]);
-  const after = webReplicas(options, formation.env).filter((r) => r.status === 'running');
-  expect(after.map((r) => r.release)).toEqual([record.id, record.id, record.id, record.id]);
+  const line = `make ${target}: ${figures.visits} visits, ${figures.non2xx} non-2xx, deploy ${figures.deploySeconds.toFixed(1)} s, load ${figures.loadSeconds.toFixed(1)} s`;
+  process.stdout.write(`${line}\n`);
+  recordFigure(`make ${target} under load`, `${figures.visits} visits, ${figures.non2xx} non-2xx, ${figures.deploySeconds.toFixed(1)} s`);
+  recordFigure(`make ${target}: leaving replicas`, describeLeaving(leaving));
+  return { result, results, report, figures, leaving, loadOutlasted: load.endedAt()! > deployedAt };
 }
 
-describe('experiment', () => {
-  test('deploy r2 under load', async () => {
-    await deployUnderLoad(r2, 'deploy r2');
+const describeLeaving = (leaving: readonly Leaving[]) =>
+  `${leaving.length} stopped, drain ${Math.max(...leaving.map((l) => l.drainMs))} ms at most, ` +
+  `in DNS while draining ${leaving.filter((l) => l.inDnsWhileDraining).length}, out of DNS ${Math.max(...leaving.map((l) => l.goneAfterExitMs ?? Infinity))} ms after exit at most`;
+
+async function expectDeployed(outcome: Awaited<ReturnType<typeof underLoad>>, record: ReleaseRecord, welcome: string) {
+  const { result, results, report, leaving } = outcome;
+  expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+  expect(outcome.loadOutlasted, 'the load was still running when the deploy returned').toBe(true);
+  // replica-share does not apply: 8 replicas served, each for part of the time.
+  const violations = report.violations.filter((v) => v.invariant !== 'replica-share');
+  expect(violations, `${describeViolations(violations)}\nstatuses: ${JSON.stringify(statusTally(results))}`).toEqual([]);
+  expect(report.figures).toMatchObject({ sent: VISITS, ok: VISITS, non2xx: 0, delta: VISITS, uniqueNumbers: VISITS });
+  expect(running().map((r) => r.release)).toEqual([record.id, record.id, record.id, record.id]);
+  const page = await formation.client.get('/');
+  expect(page.body).toContain(welcome);
+  expect(page.headers['x-release']).toBe(record.id);
+  // Every replica that left was out of Docker's DNS soon after it exited, so
+  // nginx (re-resolving every 2 s) stopped sending to its address.
+  expect(leaving).toHaveLength(4);
+  for (const l of leaving) expect(l.goneAfterExitMs, JSON.stringify(l)).toBeLessThan(1_000);
+}
+
+describe('make deploy and make rollback under load', () => {
+  test('When the second release is deployed under a fixed count of visits, then none fails, the count grows by exactly the 2xx, and every replica runs it with the new message', async () => {
+    const outcome = await underLoad('deploy');
+
+    await expectDeployed(outcome, second, clone.newWelcome);
+    expect((await formation.client.get('/')).body).not.toContain(clone.oldWelcome);
   });
-  test('deploy r1 under load', async () => {
-    await deployUnderLoad(r1, 'rollback r1');
+
+  test('When make rollback runs under the same load, then it returns to the first release the same way: 0 non-2xx, exact count, the old message', async () => {
+    const outcome = await underLoad('rollback');
+
+    await expectDeployed(outcome, first, clone.oldWelcome);
+    expect((await formation.client.get('/')).body).not.toContain(clone.newWelcome);
   });
 });
