@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { webReplicas } from '../../formation/docker-deploy.js';
-import { readLedger, type ReleaseRecord } from '../../formation/ledger.js';
+import { appendRelease, readLedger, type ReleaseRecord } from '../../formation/ledger.js';
 import { loadFormationOptions } from '../../formation/options.js';
 import { checkAccuracy, describeViolations } from '../../loadtest/invariants.js';
 import { ComposeFormation } from './support/compose-formation.js';
@@ -87,7 +87,7 @@ describe('make release in Docker mode, from two commits', () => {
  * `make <target>` while a fixed count of visits arrives, paced to outlast it,
  * and what Docker's DNS said about the leaving replicas meanwhile.
  */
-async function underLoad(target: string, vars: Record<string, string> = {}) {
+async function underLoad(target: string, vars: Record<string, string> = {}, visits = VISITS) {
   const [lb] = await formation.containers('lb');
   const ips = new Map<string, string>();
   for (const r of running()) {
@@ -96,7 +96,7 @@ async function underLoad(target: string, vars: Record<string, string> = {}) {
   const before = await formation.client.count();
   const dns = watchDns(formation.env, lb!.id, formation.project);
   const started = performance.now();
-  const load = startPacedLoad(formation.client, VISITS, PER_SECOND);
+  const load = startPacedLoad(formation.client, visits, PER_SECOND);
   const result = await make(target, vars).catch((error: Error) => ({ code: 1, stdout: '', stderr: error.message, ms: 0 }));
   const deployedAt = performance.now();
   const results = await load.done;
@@ -118,7 +118,7 @@ async function underLoad(target: string, vars: Record<string, string> = {}) {
   const line = `make ${target}: ${figures.visits} visits, ${figures.non2xx} non-2xx, deploy ${figures.deploySeconds.toFixed(1)} s, load ${figures.loadSeconds.toFixed(1)} s`;
   process.stdout.write(`${line}\n`);
   recordFigure(`make ${target} under load`, `${figures.visits} visits, ${figures.non2xx} non-2xx, ${figures.deploySeconds.toFixed(1)} s`);
-  recordFigure(`make ${target}: leaving replicas`, describeLeaving(leaving));
+  if (leaving.length > 0) recordFigure(`make ${target}: leaving replicas`, describeLeaving(leaving));
   return { result, results, report, figures, leaving, loadOutlasted: load.endedAt()! > deployedAt };
 }
 
@@ -157,5 +157,30 @@ describe('make deploy and make rollback under load', () => {
 
     await expectDeployed(outcome, first, clone.oldWelcome);
     expect((await formation.client.get('/')).body).not.toContain(clone.newWelcome);
+  });
+});
+
+describe('a release whose replicas never become healthy', () => {
+  test('When it is deployed under load, then the deploy fails after its first new replica, which is removed, and the old replicas serve every visit exactly', async () => {
+    // A release of the first commit's image whose command never listens: its
+    // healthcheck (GET /readyz) never passes. Built FROM the released image, so
+    // nothing is fetched; recorded through the ledger's own append.
+    const tag = `${first.tag}-never-ready`;
+    const image = `headcount-web:${tag}`;
+    const dockerfile = `FROM ${first.image}\nCMD ["node", "-e", "setInterval(() => {}, 60000)"]\n`;
+    await run('docker', ['build', '--quiet', '--tag', image, '-'], { env: formation.env, input: dockerfile, timeoutMs: 120_000 });
+    const { id: _id, seq: _seq, created: _created, configDigest: _digest, ...draft } = first;
+    const broken = await appendRelease(`${clone.dir}/.releases`, { ...draft, tag, image });
+
+    const outcome = await underLoad('deploy', { RELEASE: broken.id }, 10_000);
+
+    expect(outcome.result.code).not.toBe(0);
+    expect(`${outcome.result.stdout}${outcome.result.stderr}`).toMatch(/is unhealthy, not healthy: removing it/);
+    const violations = outcome.report.violations.filter((v) => v.invariant !== 'replica-share');
+    expect(violations, `${describeViolations(violations)}\nstatuses: ${JSON.stringify(statusTally(outcome.results))}`).toEqual([]);
+    expect(outcome.report.figures).toMatchObject({ sent: 10_000, ok: 10_000, delta: 10_000 });
+    const all = webReplicas(loadFormationOptions({ ...formation.env, MODE: 'docker' }), formation.env);
+    expect(all.map((r) => [r.release, r.status])).toEqual(Array.from({ length: 4 }, () => [first.id, 'running']));
+    expect((await formation.client.get('/')).headers['x-release']).toBe(first.id);
   });
 });
