@@ -38,6 +38,11 @@ export async function deployLocal(options: FormationOptions, record: ReleaseReco
     say(`release ${record.id} has no artifact folder here (${record.folder ?? 'none recorded'}); make package on commit ${record.commit.slice(0, 12)} builds it`);
     return 1;
   }
+  // The new replica takes over the old one's port (web/replica.ts): a build from before that cannot.
+  if (!readFileSync(path.join(record.folder, 'dist/web/config.js'), 'utf8').includes('TAKEOVER_PORT')) {
+    say(`release ${record.id} cannot be deployed in local mode: its replica predates TAKEOVER_PORT (the port handover)`);
+    return 1;
+  }
   const before = state.deploys ?? 0;
   // Written whole then renamed: the supervisor never reads half a request.
   const file = requestFile(options.LB_PORT);
@@ -105,6 +110,7 @@ export async function runLocalDeploy(
         progress.steps.push({ replica: replica.id, phase });
         const now = formation.replicas[i]!;
         state.replicas[i] = { id: now.id, port: now.port, pid: now.service.pid, release: now.release };
+        state.processes[now.id] = now.service.pid;
         void save();
       });
     }

@@ -90,9 +90,9 @@ export interface LocalFormation {
    */
   restartReplica(index: number, onPhase?: (phase: RestartPhase) => void): Promise<void>;
   /**
-   * Start-first replacement (a deploy): starts the release's replica in the
-   * upstream's spare slot, waits until it is ready and nginx takes it in, and
-   * only then drains and stops the old one, whose slot becomes the spare.
+   * Start-first replacement (a deploy): starts the release's replica on a port
+   * of its own, waits until it is ready there, then drains and stops the old
+   * one, whose port (the one nginx knows) the new one takes over.
    */
   replaceReplica(index: number, release: ReplicaRelease, onPhase?: (phase: string) => void): Promise<void>;
   /** Stops everything this formation started: nginx first, then replicas, then Redis. */
@@ -176,7 +176,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
 
     const replicaPorts = await Promise.all(Array.from({ length: count }, () => getPort(internalPort)));
     /** One replica process: this checkout's build, or a release's artifact folder (a deploy). */
-    const makeReplica = (id: string, port: number, release?: ReplicaRelease): ReplicaProcess => {
+    const makeReplica = (id: string, port: number, release?: ReplicaRelease, takeoverPort?: number): ReplicaProcess => {
       const [command, ...args] = release ? [process.execPath, path.join(release.folder, 'dist/web/server.js')] : (options.replicaCommand ?? [process.execPath, REPLICA_ENTRY]);
       const service = new Service(
         {
@@ -198,6 +198,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
             REPLICA_ID: id,
             REDIS_URL: webRedisUrl,
             ...(release ? { RELEASE_ID: release.id } : {}),
+            ...(takeoverPort ? { TAKEOVER_PORT: String(takeoverPort) } : {}),
           },
         },
         sink,
@@ -219,18 +220,9 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
     const runtimeDir = path.resolve(stateDir, 'nginx');
     await mkdir(runtimeDir, { recursive: true });
     const confPath = path.join(runtimeDir, 'nginx.conf');
+    await writeFile(confPath, await renderLocalNginxConfig({ lbPort, replicaPorts, runtimeDir, env: { ...process.env, ...options.lbEnv } }));
     const nginxArgs = ['-p', runtimeDir, '-c', confPath, '-e', 'stderr'];
-    /** Writes nginx's config for these replica ports and checks it (nginx -t). */
-    const renderNginx = async (ports: readonly number[]) => {
-      await writeFile(confPath, await renderLocalNginxConfig({ lbPort, replicaPorts: ports, runtimeDir, env: { ...process.env, ...options.lbEnv } }));
-      await checkNginxConfig(nginxBin, nginxArgs);
-    };
-    // One slot more than there are replicas, empty until a deploy starts a
-    // replica of the new release in it (replaceReplica); the old one's slot is
-    // then the empty one. nginx finds nothing listening there, retries the
-    // visit on another replica and leaves the slot out for fail_timeout.
-    let sparePort = await getPort({ ...internalPort, exclude: [...internalPort.exclude, lbPort, ...replicaPorts] });
-    await renderNginx([...replicaPorts, sparePort]);
+    await checkNginxConfig(nginxBin, nginxArgs);
     const nginx = new Service(
       {
         name: 'nginx',
@@ -281,35 +273,52 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
       async replaceReplica(index, release, onPhase = () => {}) {
         const old = replicas[index];
         if (!old) throw new Error(`no replica ${index}`);
-        // The spare slot: already in nginx's upstream, so no reload is needed
-        // (a reload closes idle client keep-alive connections, and a client
-        // that sends on one as it closes sees an error).
-        const port = sparePort;
-        const fresh = makeReplica(old.id, port, release);
+        // nginx's upstream never changes (a reload closes idle client
+        // keep-alive connections, and a client sending on one as it closes
+        // sees an error): the new replica starts on a port of its own, and
+        // takes over the old one's port (TAKEOVER_PORT) once the old one lets go.
+        const own = await getPort({ ...internalPort, exclude: [...internalPort.exclude, ...replicas.map((r) => r.port)] });
+        const fresh = makeReplica(old.id, own, release, old.port);
         fresh.service.start();
         // Before nginx in the stop order, as every replica is: nginx stops first.
         started.splice(started.indexOf(nginx), 0, fresh.service);
-        onPhase(`started ${release.id} on port ${port}`);
+        onPhase(`started ${release.id} on port ${own}`);
+        const releaseAt = async (port: number) => ((await (await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(1_000) })).json()) as { release?: string }).release;
         try {
           await waitReady(fresh);
-          const { release: running } = (await (await fetch(`${fresh.url}/healthz`)).json()) as { release?: string };
-          if (running !== release.id) throw new Error(`the new ${old.id} on port ${port} says it runs ${running}, not ${release.id}`);
+          const running = await releaseAt(own);
+          if (running !== release.id) throw new Error(`the new ${old.id} on port ${own} says it runs ${running}, not ${release.id}`);
         } catch (error) {
           await fresh.service.stop();
           started.splice(started.indexOf(fresh.service), 1);
           throw error;
         }
         onPhase('ready');
-        // nginx counted the empty slot out; it tries it again after fail_timeout.
-        await sleep(READMIT_MS);
-        replicas[index] = fresh;
-        onPhase('in rotation');
-        // The old one drains (readiness 503, in-flight visits finish); what
-        // nginx sends it meanwhile is refused and retried on another replica.
-        await old.service.stop();
+        // The old one drains (readiness 503, listener closed, in-flight visits
+        // finish); the new one binds the port within milliseconds, and what
+        // nginx sent there meanwhile was refused and retried elsewhere.
+        const stopped = old.service.stop();
+        try {
+          await waitFor(`${release.id} on port ${old.port}`, async () => (await releaseAt(old.port)) === release.id, old.service.spec.stopTimeoutMs ?? 15_000, 20);
+        } catch (error) {
+          // The new one never took the port (a release built before
+          // TAKEOVER_PORT, or another program took it): the old one comes back.
+          await stopped;
+          await fresh.service.stop();
+          started.splice(started.indexOf(fresh.service), 1);
+          old.service.start();
+          await waitReady(old);
+          throw error;
+        }
+        replicas[index] = { ...fresh, port: old.port, url: old.url };
+        onPhase(`took over port ${old.port}`);
+        await stopped;
         started.splice(started.indexOf(old.service), 1);
-        sparePort = old.port;
-        onPhase(`old one (port ${old.port}) stopped`);
+        onPhase('old one stopped');
+        // nginx may have counted the port out for the refused milliseconds: the
+        // next replica waits until it is surely back, as a restart does.
+        await sleep(READMIT_MS);
+        onPhase('in rotation');
       },
       async stop() {
         await stopAll();

@@ -27,6 +27,10 @@ const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: integer(0, 65535).default(3000),
+  // A second port, bound as soon as it is free: the local formation's deploy
+  // starts the new replica on PORT, and once it is ready stops the old one,
+  // whose port (the slot nginx sends to) this replica then takes over.
+  TAKEOVER_PORT: integer(1, 65535).optional(),
   REPLICA_ID: z
     .string()
     .regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be 1-64 letters, digits, ".", "_" or "-"' })

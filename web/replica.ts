@@ -53,11 +53,15 @@ export async function startReplica(config: Config, createStore: StoreFactory = c
   const lifecycle = createLifecycle();
   const app = createApp({ store: createStore(redis, config), replicaId: config.REPLICA_ID, release: config.RELEASE_ID, logger, lifecycle, stats });
 
-  const server = createServer(app);
-  // Nginx closes idle upstream connections after 60 s; Node must wait longer,
-  // or it closes a socket just as Nginx sends on it (a sporadic 502).
-  server.keepAliveTimeout = config.KEEP_ALIVE_TIMEOUT_MS;
-  server.headersTimeout = config.KEEP_ALIVE_TIMEOUT_MS + 1_000;
+  const newServer = () => {
+    const created = createServer(app);
+    // Nginx closes idle upstream connections after 60 s; Node must wait longer,
+    // or it closes a socket just as Nginx sends on it (a sporadic 502).
+    created.keepAliveTimeout = config.KEEP_ALIVE_TIMEOUT_MS;
+    created.headersTimeout = config.KEEP_ALIVE_TIMEOUT_MS + 1_000;
+    return created;
+  };
+  const server = newServer();
 
   // Opening the listener puts the replica into nginx's rotation (nginx does
   // not poll /readyz), so connect to Redis first: a replica listening before
@@ -81,6 +85,32 @@ export async function startReplica(config: Config, createStore: StoreFactory = c
   const port = typeof address === 'object' && address ? address.port : config.PORT;
   logger.info({ host: config.HOST, port }, 'listening');
 
-  const shutdown = registerShutdown({ server, redis, logger, lifecycle, graceMs: config.SHUTDOWN_GRACE_MS });
+  const moreServers: Server[] = [];
+  const shutdown = registerShutdown({ server, moreServers, redis, logger, lifecycle, graceMs: config.SHUTDOWN_GRACE_MS });
+  if (config.TAKEOVER_PORT !== undefined) takeOver(newServer(), config.HOST, config.TAKEOVER_PORT, lifecycle, logger, moreServers);
   return { server, redis, logger, port, shutdown };
+}
+
+const TAKEOVER_RETRY_MS = 10;
+
+/**
+ * Binds `port` as soon as the replica holding it lets go (a deploy's old
+ * replica closes its listener when it drains): tried every TAKEOVER_RETRY_MS,
+ * so nginx finds the port refused for a few milliseconds at most, and retries
+ * those visits on another replica. Gives up when this replica drains.
+ */
+function takeOver(server: Server, host: string, port: number, lifecycle: { draining: boolean }, logger: Logger, servers: Server[]) {
+  const attempt = () => {
+    if (lifecycle.draining) return;
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EADDRINUSE') return void logger.error({ err: error, port }, 'cannot take over port');
+      setTimeout(attempt, TAKEOVER_RETRY_MS);
+    });
+    server.listen(port, host, () => {
+      server.removeAllListeners('error');
+      servers.push(server);
+      logger.info({ host, port }, 'took over port');
+    });
+  };
+  attempt();
 }

@@ -5,6 +5,8 @@ import type { Lifecycle } from './lifecycle.js';
 
 export interface ShutdownDeps {
   server: Server;
+  /** Further listeners of the same app (TAKEOVER_PORT), closed the same way; read at shutdown. */
+  moreServers?: readonly Server[];
   redis: Redis;
   logger: Logger;
   lifecycle: Lifecycle;
@@ -17,7 +19,7 @@ export interface ShutdownDeps {
  * flight, let go of Redis and exit 0, all within the grace period; a timer
  * forces exit 1 if something hangs.
  */
-export function registerShutdown({ server, redis, logger, lifecycle, graceMs, exit = process.exit }: ShutdownDeps) {
+export function registerShutdown({ server, moreServers = [], redis, logger, lifecycle, graceMs, exit = process.exit }: ShutdownDeps) {
   let started = false;
 
   const shutdown = async (signal: string) => {
@@ -36,8 +38,9 @@ export function registerShutdown({ server, redis, logger, lifecycle, graceMs, ex
     // connections are refused, and Nginx retries them on another replica.
     // close() also ends idle keep-alive sockets (Node >= 19); sockets that go
     // idle after their in-flight request are swept until none is left.
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    const servers = [server, ...moreServers];
+    const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    const sweep = setInterval(() => servers.forEach((s) => s.closeIdleConnections()), 50);
     await closed;
     clearInterval(sweep);
 

@@ -140,4 +140,26 @@ describe('the replica process (node dist/web/server.js)', () => {
     expect(await r.exited).toBe(0);
     expect(r.stdout.map((l) => JSON.parse(l).msg)).toEqual(expect.arrayContaining(['draining', 'stopped']));
   });
+
+  test('When TAKEOVER_PORT is held by the replica it replaces, then it serves on its own port at once and takes the other port within milliseconds of its release', async () => {
+    const counterKey = `test:takeover:${Date.now()}`;
+    const old = await replica({ REDIS_URL: inject('redisUrl'), COUNTER_KEY: counterKey, RELEASE_ID: 'r1-old' });
+    await old.waitReady();
+    const fresh = await replica({ REDIS_URL: inject('redisUrl'), COUNTER_KEY: counterKey, RELEASE_ID: 'r2-new', TAKEOVER_PORT: String(old.port) });
+    await fresh.waitReady();
+    const releaseAt = async (port: number) => ((await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { release: string }).release;
+    const before = await releaseAt(old.port);
+
+    old.child.kill('SIGTERM');
+    const released = performance.now();
+    await waitFor('the port taken over', async () => (await releaseAt(old.port)) === 'r2-new', 5_000, 5);
+    const ms = performance.now() - released;
+
+    expect(before).toBe('r1-old');
+    expect(await old.exited).toBe(0);
+    expect(ms).toBeLessThan(1_000);
+    // pino writes in batches (every 250 ms at the latest).
+    await waitFor('the takeover logged', async () => fresh.stdout.some((line) => line.includes('"took over port"')), 2_000);
+  });
 });
+
