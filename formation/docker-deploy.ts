@@ -1,6 +1,8 @@
 import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { composeArgv, composeEnv, projectName } from './docker-commands.js';
+import { readLedger } from './ledger.js';
 import type { FormationOptions } from './options.js';
 import { ROOT } from './paths.js';
 
@@ -35,6 +37,7 @@ export function releaseEnv(record: DockerRelease): Record<string, string> {
 
 export interface Replica {
   id: string;
+  image: string;
   release: string;
   created: string;
   status: string;
@@ -52,16 +55,16 @@ export function webReplicas(options: Pick<FormationOptions, 'LB_PORT'>, env: Env
   const ps = docker([...composeArgv(options, env), 'ps', '--all', '--quiet', 'web'], composeEnv(options, env));
   const ids = ps.stdout.split('\n').filter(Boolean);
   if (ps.status !== 0 || ids.length === 0) return [];
-  const format = '{"id":{{json .Id}},"created":{{json .Created}},"status":{{json .State.Status}},"health":{{json .State.Health}},"env":{{json .Config.Env}}}';
+  const format = '{"id":{{json .Id}},"created":{{json .Created}},"status":{{json .State.Status}},"health":{{json .State.Health}},"env":{{json .Config.Env}},"image":{{json .Config.Image}}}';
   const inspect = docker(['inspect', '--format', format, ...ids], env);
   if (inspect.status !== 0) return [];
   return inspect.stdout
     .split('\n')
     .filter(Boolean)
     .map((line) => {
-      const c = JSON.parse(line) as { id: string; created: string; status: string; health: { Status: string } | null; env: string[] | null };
+      const c = JSON.parse(line) as { id: string; created: string; status: string; health: { Status: string } | null; env: string[] | null; image: string };
       const release = c.env?.find((v) => v.startsWith('RELEASE_ID='))?.slice('RELEASE_ID='.length) ?? UNRELEASED;
-      return { id: c.id, created: c.created, status: c.status, health: c.health?.Status, release };
+      return { id: c.id, image: c.image, created: c.created, status: c.status, health: c.health?.Status, release };
     })
     .sort((a, b) => a.created.localeCompare(b.created));
 }
@@ -76,6 +79,24 @@ export function runningReleaseDocker(options: Pick<FormationOptions, 'LB_PORT'>,
     .filter((r) => r.status === 'running')
     .at(-1)?.release;
   return release === UNRELEASED ? undefined : release;
+}
+
+/**
+ * What `make start` and `make up` in Docker mode add to compose's environment
+ * when the formation runs a release: its image, id and config (from the
+ * ledger, else the image and id the replica runs), so compose finds the web
+ * service unchanged and recreates nothing. Without them it would rebuild
+ * headcount-web:local from the working tree and put every replica back on it
+ * at once. Undefined when no release runs, or WEB_IMAGE is set by the caller.
+ */
+export function keepRunningRelease(options: Pick<FormationOptions, 'LB_PORT' | 'RELEASES_DIR'>, env: Env = process.env): Record<string, string> | undefined {
+  if (env.WEB_IMAGE) return undefined;
+  const newest = webReplicas(options, env)
+    .filter((r) => r.status === 'running')
+    .at(-1);
+  if (!newest || newest.release === UNRELEASED) return undefined;
+  const record = readLedger(path.resolve(ROOT, options.RELEASES_DIR)).find((r) => r.id === newest.release);
+  return record ? releaseEnv(record) : { WEB_IMAGE: newest.image, RELEASE_ID: newest.release };
 }
 
 /**

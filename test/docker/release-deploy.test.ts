@@ -168,6 +168,21 @@ describe('make deploy and make rollback under load', () => {
   });
 });
 
+describe('make start and make reset-count on a deployed formation', () => {
+  test('When make start runs while a release runs, then it keeps that release: nothing is rebuilt or recreated; make reset-count still resets the count', async () => {
+    const before = running();
+
+    const start = await make('start');
+    const reset = await make('reset-count', { VALUE: '0' });
+
+    expect(start.stderr).toContain('--no-build');
+    expect(running()).toEqual(before);
+    expect(before.map((r) => r.release)).toEqual([first.id, first.id, first.id, first.id]);
+    expect(reset.stdout).toMatch(/-> 0/);
+    expect(await formation.client.count()).toBe(0);
+  });
+});
+
 describe('a release whose replicas never become healthy', () => {
   test('When it is deployed under load, then the deploy fails after its first new replica, which is removed, and the old replicas serve every visit exactly', async () => {
     // A release of the first commit's image whose command never listens: its
