@@ -209,7 +209,7 @@ describe('a release whose replicas never become healthy', () => {
     // old replica's 503 while this 2-core machine starves Redis, which also
     // counts that replica out and sends nginx to its backup entries, the
     // candidate among them) reaches the client as 502 or 503, uncounted.
-    // Measured here: 1, 0 and 10 of 10000. Swarm adds a task to DNS only once
+    // Measured here: 1, 0, 10 and 0 of 10000. Swarm adds a task to DNS only once
     // it is healthy, which is why its never-healthy test expects none.
     expect(outcome.figures.non2xx, `statuses: ${JSON.stringify(statusTally(outcome.results))}\n${outcome.nginxSaid.join('\n')}`).toBeLessThanOrEqual(50);
     const all = webReplicas(loadFormationOptions({ ...formation.env, MODE: 'docker' }), formation.env);
