@@ -139,6 +139,9 @@ function buildImage(tree: string, info: ArtifactInfo, say: (line: string) => voi
   };
   const args = ['build', '-f', 'web/Dockerfile', '-t', ref, ...Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`])];
   if (process.env.NODE_IMAGE) args.push('--build-arg', `NODE_IMAGE=${process.env.NODE_IMAGE}`);
+  // DOCKER_BUILD_NETWORK=host: the build's RUN steps (npm ci) on the host's network, for an engine
+  // without NAT, such as the Docker tier's private dockerd (test/docker/compose.build-host.yml).
+  if (process.env.DOCKER_BUILD_NETWORK) args.push('--network', process.env.DOCKER_BUILD_NETWORK);
   run('docker', [...args, '.'], { cwd: tree, what: `docker build of ${ref}`, timeout: 20 * 60_000 });
   return ref;
 }

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { keepRunningRelease } from './docker-deploy.js';
 import type { FormationOptions } from './options.js';
 import { ROOT } from './paths.js';
 
@@ -40,22 +41,37 @@ export const composeEnv = (options: Pick<FormationOptions, 'LB_PORT'>, env: Env 
   LB_PORT: String(options.LB_PORT),
 });
 
-function compose(options: FormationOptions, args: readonly string[]): number {
+function compose(options: FormationOptions, args: readonly string[], extraEnv: Record<string, string> = {}): number {
   const argv = [...composeArgv(options), ...args];
   process.stderr.write(`+ docker ${argv.join(' ')}\n`);
-  const result = spawnSync('docker', argv, { cwd: ROOT, stdio: 'inherit', env: composeEnv(options) });
+  const result = spawnSync('docker', argv, { cwd: ROOT, stdio: 'inherit', env: { ...composeEnv(options), ...extraEnv } });
   return result.status ?? 1;
 }
 
 export const scaleArgs = (options: Pick<FormationOptions, 'REPLICAS'>) => ['--scale', `web=${options.REPLICAS}`];
 
+/**
+ * `up`'s build flag and extra environment: --build from the working tree,
+ * unless a release runs (formation/docker-deploy.ts keepRunningRelease): then
+ * its image as it is, never rebuilt under the release's tag.
+ */
+export function upBuild(options: FormationOptions, env: Env = process.env): { args: string[]; env: Record<string, string> } {
+  const release = keepRunningRelease(options, composeEnv(options, env));
+  return release ? { args: ['--no-build'], env: release } : { args: ['--build'], env: {} };
+}
+
 export const dockerCommands = {
-  start: (o: FormationOptions) => compose(o, ['up', '--build', '--detach', '--wait', ...scaleArgs(o)]),
+  start: (o: FormationOptions) => {
+    const build = upBuild(o);
+    return compose(o, ['up', ...build.args, '--detach', '--wait', ...scaleArgs(o)], build.env);
+  },
   stop: (o: FormationOptions) => compose(o, ['down']),
   status: (o: FormationOptions) => compose(o, ['ps']),
   // Every service's output, prefixed by container, as it comes (Ctrl-C ends it).
   logs: (o: FormationOptions) => compose(o, ['logs', '--follow']),
-  resetCount: (o: FormationOptions, value = '0') => compose(o, ['--profile', 'admin', 'run', '--rm', 'admin', 'node', 'dist/admin/reset-count.js', value]),
+  // The admin task runs the running release's image, as the replicas do.
+  resetCount: (o: FormationOptions, value = '0') =>
+    compose(o, ['--profile', 'admin', 'run', '--rm', 'admin', 'node', 'dist/admin/reset-count.js', value], keepRunningRelease(o, composeEnv(o))),
   // One replica at a time, so the others keep serving (`docker compose restart
   // web` would stop them all at once). `docker restart` stops with the
   // container's own grace period (web.stop_grace_period) and signal.

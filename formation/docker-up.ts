@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { composeArgv, composeEnv, projectName, scaleArgs } from './docker-commands.js';
+import { composeArgv, composeEnv, projectName, scaleArgs, upBuild } from './docker-commands.js';
 import type { FormationOptions } from './options.js';
 import { ROOT } from './paths.js';
 
@@ -20,7 +20,8 @@ import { ROOT } from './paths.js';
  */
 export async function upDocker(options: FormationOptions, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const compose = composeArgv(options, env);
-  const spawnOptions = { cwd: ROOT, env: composeEnv(options, env) };
+  const build = upBuild(options, env);
+  const spawnOptions = { cwd: ROOT, env: { ...composeEnv(options, env), ...build.env } };
   const say = (line: string) => process.stdout.write(`${line}\n`);
 
   let stopRequested = false;
@@ -41,7 +42,7 @@ export async function upDocker(options: FormationOptions, env: NodeJS.ProcessEnv
 
   let events: ReturnType<typeof spawn> | undefined;
   try {
-    const upArgs = [...compose, 'up', '--build', '--detach', '--wait', ...scaleArgs(options)];
+    const upArgs = [...compose, 'up', ...build.args, '--detach', '--wait', ...scaleArgs(options)];
     process.stderr.write(`+ docker ${upArgs.join(' ')}\n`);
     const up = await exitOf('docker', upArgs, { ...spawnOptions, stdio: 'inherit' });
     if (!stopRequested && up !== 0) {

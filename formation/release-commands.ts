@@ -6,6 +6,7 @@ import path from 'node:path';
 import { ConfigError, loadConfig } from '../web/config.js';
 import { canCross, COUNTING_CONTRACT } from '../web/counting-contract.js';
 import { currentTag, packageArtifact } from './artifact.js';
+import { deployDocker, runningReleaseDocker } from './docker-deploy.js';
 import { appendRelease, previousRelease, readLedger, type ReleaseRecord } from './ledger.js';
 import { deployLocal, runningReleaseLocal } from './local-deploy.js';
 import type { FormationOptions, Mode } from './options.js';
@@ -34,14 +35,14 @@ export function releaseConfigFrom(env: Readonly<Record<string, string | undefine
 function runningRelease(mode: Mode, options: FormationOptions): string | undefined {
   // docker: runningReleaseDocker (formation/docker-deploy.ts); swarm: runningReleaseSwarm (formation/swarm-commands.ts).
   if (mode === 'swarm') return runningReleaseSwarm(options);
-  return mode === 'local' ? runningReleaseLocal(options) : undefined;
+  if (mode === 'docker') return runningReleaseDocker(options);
+  return runningReleaseLocal(options);
 }
 
 async function deployIn(mode: Mode, options: FormationOptions, record: ReleaseRecord): Promise<number> {
-  if (mode === 'local') return deployLocal(options, record);
   if (mode === 'swarm') return swarmCommands.deploy(options, record);
-  say(`deploy is not available in ${mode} mode yet`);
-  return 2;
+  if (mode === 'docker') return deployDocker(options, record);
+  return deployLocal(options, record);
 }
 
 export async function packageCommand(options: FormationOptions, mode: Mode): Promise<number> {

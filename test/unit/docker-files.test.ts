@@ -5,6 +5,7 @@ import { Ajv } from 'ajv';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { composeArgv, envFileOf } from '../../formation/docker-commands.js';
+import { releaseEnv } from '../../formation/docker-deploy.js';
 import { callerInContainer, loadtestInDocker, loadtestRunArgs, targetPort, TARGET_VARIABLE } from '../../formation/docker-loadtest.js';
 import { lifecycleLine } from '../../formation/docker-up.js';
 import { BACKUP_SERVER_PARAMS, TEMPLATE_PATH, UPSTREAM_SERVER_PARAMS } from '../../formation/nginx-config.js';
@@ -419,6 +420,25 @@ describe('docker-compose.yml: one configuration contract (issue 8, part 5)', () 
     test('When ENV_FILE names a file that does not exist, then the command stops and names it, instead of running on defaults', () => {
       expect(() => envFileOf({ ENV_FILE: 'missing.env' }, dir)).toThrow(`ENV_FILE=missing.env: no such file (${path.join(dir, 'missing.env')})`);
     });
+  });
+});
+
+describe('docker-compose.yml: releases (issue 9, make deploy MODE=docker)', () => {
+  test('When the web and admin images are read, then both are ${WEB_IMAGE:-headcount-web:local}, so a deploy names the release image and a plain up builds :local', () => {
+    expect(service('web').image).toBe('${WEB_IMAGE:-headcount-web:local}');
+    expect(service('admin').image).toBe(service('web').image);
+  });
+
+  test('When the web environment is read, then RELEASE_ID is ${RELEASE_ID:-dev}, which the deploy sets and reads back with docker inspect', () => {
+    expect(environment('web').RELEASE_ID).toBe(`\${RELEASE_ID:-${loadConfig({}).RELEASE_ID}}`);
+    expect(loadConfig({}).RELEASE_ID).toBe('dev');
+  });
+
+  test('When a release is deployed, then compose gets its image (default headcount-web:<tag>), its id and its config, which win over the env file', () => {
+    const record = { id: 'r2-1a2b3c4', tag: '1a2b3c4', config: { COUNTER_KEY: 'prod:visits', LOG_LEVEL: 'warn' } };
+
+    expect(releaseEnv(record)).toEqual({ COUNTER_KEY: 'prod:visits', LOG_LEVEL: 'warn', WEB_IMAGE: 'headcount-web:1a2b3c4', RELEASE_ID: 'r2-1a2b3c4' });
+    expect(releaseEnv({ ...record, image: 'registry.example:5000/headcount-web:1a2b3c4' }).WEB_IMAGE).toBe('registry.example:5000/headcount-web:1a2b3c4');
   });
 });
 

@@ -113,10 +113,14 @@ describe('docker-compose.swarm.yml: web', () => {
     expect(svc('web').deploy?.endpoint_mode).toBe('dnsrr');
   });
 
-  test('When web starts, then it has the compose file’s environment contract, RELEASE_ID, and its Redis password as its own secret', () => {
+  test('When web starts, then it has the compose file’s environment contract, RELEASE_ID, a shutdown delay above nginx\'s resolver cache, and its Redis password as its own secret', () => {
     const env = svc('web').environment ?? {};
-    expect(Object.keys(env).sort()).toEqual([...Object.keys(compose.services.web?.environment ?? {}), 'RELEASE_ID'].sort());
+    expect(Object.keys(env).sort()).toEqual([...Object.keys(compose.services.web?.environment ?? {}), 'SHUTDOWN_DELAY_MS'].sort());
     expect(env.RELEASE_ID).toBe('${RELEASE_ID:-dev}');
+    // Swarm drops a stopping task from DNS at once; nginx keeps answers for valid=2s.
+    const resolverValidMs = Number(/valid=(\d+)s/.exec(String(svc('lb').environment?.LB_RESOLVER))![1]) * 1000;
+    expect(Number(env.SHUTDOWN_DELAY_MS)).toBeGreaterThan(resolverValidMs);
+    expect(Number(env.SHUTDOWN_DELAY_MS) + 10_000).toBeLessThan(15_000);
     expect(svc('web').secrets).toEqual([
       { source: 'redis-web-password', target: 'redis-web-password', uid: '1000', gid: '1000', mode: 0o400 },
     ]);
