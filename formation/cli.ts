@@ -50,7 +50,13 @@ async function main(command: string | undefined, arg: string | undefined): Promi
       case 'stop':
         return swarmCommands.stop(options);
     }
-    process.stderr.write(`${command ?? '(no command)'} is not available in swarm mode (docker service logs headcount_web, make deploy)\n`);
+    // Swarm's own commands do these; saying which beats a second wrapper of them.
+    const instead: Record<string, string> = {
+      logs: 'docker service logs --follow headcount_web (or headcount_lb, headcount_redis)',
+      restart: 'docker service update --force headcount_web (a rolling restart under the stack\'s update_config)',
+    };
+    const hint = command && instead[command] ? `; instead: ${instead[command]}` : '';
+    process.stderr.write(`${command ?? '(no command)'} is not a swarm-mode command of headcount${hint}\n`);
     return 2;
   }
   if (mode === 'docker') {
