@@ -4,17 +4,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { provideStandIns } from '../docker/support/standins.js';
-import { buildAndPush } from './support/images.js';
 import type { SwarmTier } from './support/tier.js';
 import { startTopology, type Topology } from './support/topology.js';
 
 /**
  * The Swarm tier's setup: a two-node swarm of private engines in network
- * namespaces with a registry (support/topology.ts), the stand-ins for the
- * official images pushed to that registry (the nodes' docker.io mirror), and
- * the first release's web image built from this checkout and pushed. Whatever
- * happens, the teardown removes all of it (and a watchdog does, if this
- * process dies without its teardown).
+ * namespaces with a registry (support/topology.ts), and the stand-ins for the
+ * official images pushed to that registry (the nodes' docker.io mirror); the
+ * node stand-in stays on the build engine, where `make release` builds the web
+ * images (two-nodes.test.ts). Whatever happens, the teardown removes all of
+ * it (and a watchdog does, if this process dies without its teardown).
  */
 
 // The Docker tier's cache of stand-in images, shared.
@@ -49,16 +48,11 @@ export default async function setup(project: TestProject) {
       figures.push([`push ${s.image} to the registry`, seconds(push.ms)]);
     }
 
-    log('building the web image from web/Dockerfile on the build engine ...');
-    const first = await buildAndPush(build, registry);
-    figures.push(['web image build', seconds(first.buildMs)], ['web image push', seconds(first.pushMs)]);
-
     const hardNofile = Number(readFileSync('/proc/self/limits', 'utf8').match(/Max open files\s+\d+\s+(\d+)/)?.[1] ?? 65_536);
     const tier: SwarmTier = {
       id: topology.id,
       clientAddress: topology.clientAddress,
       registry,
-      image: first.image,
       managerEnv: {
         ...node1.env,
         // The Host the tests' clients send: node 1's address.

@@ -1,51 +1,75 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { appendRelease, type ReleaseRecord } from '../../formation/ledger.js';
+import { removeArtifactFolder } from '../../formation/artifact.js';
+import { readLedger, type ReleaseRecord } from '../../formation/ledger.js';
 import { ROOT } from '../../formation/paths.js';
 import { runningReleaseSwarm } from '../../formation/swarm-commands.js';
 import { service } from '../../formation/swarm-docker.js';
-import { COUNTING_CONTRACT } from '../../web/counting-contract.js';
+import { createReleaseClone, replaceIn, type ReleaseClone } from '../docker/support/release-clone.js';
 import { run } from '../docker/support/run.js';
 import { createClient, ok, startLoad, tally, type Client, type Visit } from './support/client.js';
-import { artifactTag, buildCommit, replaceIn } from './support/images.js';
 import { redisCli, runningTasks, waitTasks } from './support/stack.js';
 import { engines, recordFigure, swarmTier } from './support/tier.js';
 import { killNode, startEngine, waitNodesReady } from './support/topology.js';
 
 // One stack for the whole file, on the tier's two-node swarm, driven through
 // the front door: `make <target> MODE=swarm` with the manager in DOCKER_HOST,
-// as a user's shell would. The releases are records in a ledger of the test's
-// own (RELEASES_DIR), whose images the tier built and pushed to its registry.
+// as a user's shell would. Every release it deploys is made the same way, by
+// `make release MODE=swarm REGISTRY=<the tier's registry>` in a temporary
+// clone (test/docker/support/release-clone.ts) with the build engine in
+// DOCKER_HOST: packaged, its image built and pushed, appended to a ledger of
+// the test's own (RELEASES_DIR) that the make targets here read too.
 // The tests run in order; each leaves 4 healthy web replicas on the first
 // release, on both nodes, for the next.
 const options = { LB_PORT: 8080, REPLICAS: 4 };
 const COUNTER_KEY = 'headcount:visits';
-const WELCOME = '<h1>Welcome to headcount</h1>';
-const SECOND_WELCOME = '<h1>Welcome to headcount, second release</h1>';
+const SECOND_WELCOME = 'Welcome to headcount, second release';
 const env = () => ({ ...process.env, ...swarmTier().managerEnv });
 const manager = () => engines().node1;
 const nodeName = (n: 1 | 2) => `hcsw${swarmTier().id}-node${n}`;
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 let releasesDir: string;
+let clone: ReleaseClone;
 let firstRelease: ReleaseRecord;
 const first = () => firstRelease;
 
-/** `make <target> MODE=swarm` in the repository, with the test's ledger; never throws on a non-zero exit. */
-const make = (target: string, vars: Record<string, string> = {}) =>
+/** `make <target> MODE=swarm` with the test's ledger, in the repository unless `cwd`; never throws on a non-zero exit. */
+const make = (target: string, vars: Record<string, string> = {}, { cwd = ROOT, env: makeEnv = env() } = {}) =>
   run('make', ['--no-print-directory', target, 'MODE=swarm', `RELEASES_DIR=${releasesDir}`, ...Object.entries(vars).map(([k, v]) => `${k}=${v}`)], {
-    env: env(),
-    cwd: ROOT,
+    env: makeEnv,
+    cwd,
     timeoutMs: 900_000,
     allowFailure: true,
   });
 
-/** A release record for an image the tier pushed, as `make release REGISTRY=...` would append it. */
-const release = (image: string, tag: string, commit: string) =>
-  appendRelease(releasesDir, { commit, tag, envFile: '', config: {}, secretNames: [], countingContract: { ...COUNTING_CONTRACT, crossesFrom: [...COUNTING_CONTRACT.crossesFrom] }, image });
+/**
+ * `make <target> MODE=swarm REGISTRY=<the tier's registry>` of `commit`,
+ * checked out in the clone, as CI's release job runs it: the build engine in
+ * DOCKER_HOST (the nodes only pull), and the build's npm ci on the host's
+ * network, since the private engine has no NAT (formation/artifact.ts).
+ */
+async function inClone(target: 'package' | 'release', commit: string) {
+  await clone.checkout(commit);
+  const started = performance.now();
+  const result = await make(target, { REGISTRY: swarmTier().registry }, {
+    cwd: clone.dir,
+    env: { ...process.env, ...engines().build.env, DOCKER_BUILD_NETWORK: 'host' },
+  });
+  expect(result.code, `make ${target} of ${commit.slice(0, 7)}:\n${result.stdout}\n${result.stderr}`).toBe(0);
+  return performance.now() - started;
+}
+
+/** `make release` of `commit` in the clone; the record it appended (the ledger's newest), and how long it took. */
+async function release(commit: string): Promise<{ record: ReleaseRecord; ms: number }> {
+  const ms = await inClone('release', commit);
+  const record = readLedger(releasesDir).at(-1)!;
+  expect(record).toMatchObject({ commit, image: `${swarmTier().registry}/headcount-web:${commit.slice(0, 7)}` });
+  return { record, ms };
+}
 
 let client: Client;
 
@@ -85,8 +109,10 @@ async function rebalance() {
 
 beforeAll(async () => {
   releasesDir = await mkdtemp(path.join(tmpdir(), 'headcount-swarm-releases-'));
-  const commit = (await run('git', ['rev-parse', 'HEAD'], { cwd: ROOT })).stdout.trim();
-  firstRelease = await release(swarmTier().image, await artifactTag(ROOT), commit);
+  clone = await createReleaseClone(SECOND_WELCOME);
+  const one = await release(clone.first);
+  firstRelease = one.record;
+  recordFigure('first release: make release in the clone (package, image build, push)', seconds(one.ms));
   const started = performance.now();
   const up = await make('up');
   expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
@@ -97,7 +123,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   client?.close();
-  if (releasesDir) await rm(releasesDir, { recursive: true, force: true });
+  await clone?.remove();
+  // Artifacts are read-only once built: removeArtifactFolder makes the folders writable first.
+  if (releasesDir) removeArtifactFolder(releasesDir);
 });
 
 describe('A two-node swarm built from scratch', () => {
@@ -180,19 +208,18 @@ describe('Redis stopped for 10 s under Swarm', () => {
 
 describe('make deploy and make rollback MODE=swarm under load', () => {
   let second: ReleaseRecord;
-  let broken: { image: string; tag: string; commit: string };
+  let broken: string;
 
   beforeAll(async () => {
-    const { build } = engines();
-    const two = await buildCommit(build, swarmTier().registry, 'A friendlier welcome', (dir) =>
-      replaceIn(dir, 'web/page.ts', "WELCOME = 'Welcome to headcount';", "WELCOME = 'Welcome to headcount, second release';"),
-    );
-    second = await release(two.image, two.tag, two.commit);
-    recordFigure('second release: build + push (clone, one commit)', `${seconds(two.buildMs)} + ${seconds(two.pushMs)}`);
+    const two = await release(clone.second);
+    second = two.record;
+    recordFigure('second release: make release of the clone’s second commit (package, image build, push)', seconds(two.ms));
     // Never healthy: the process runs but never listens, so /healthz never answers.
-    broken = await buildCommit(build, swarmTier().registry, 'A release that never becomes healthy', (dir) =>
+    // A commit on the first; packaged now, released (pushed, in the ledger) by its own test.
+    broken = await clone.commitOn(clone.first, 'a release that never becomes healthy', (dir) =>
       replaceIn(dir, 'web/server.ts', 'await startReplica(loadConfig(process.env));', 'void startReplica; void loadConfig; setInterval(() => {}, 60_000);'),
     );
+    recordFigure('broken release: make package (folder, image build)', seconds(await inClone('package', broken)));
   });
 
   /** `make <target>` under a steady load; the visits and the count delta. */
@@ -218,7 +245,7 @@ describe('make deploy and make rollback MODE=swarm under load', () => {
     expect(runningReleaseSwarm(options, env())).toBe(second.id);
     for (let i = 0; i < 8; i += 1) {
       const page = await client.get('/', { accept: 'text/html' });
-      expect(page.body).toContain(SECOND_WELCOME);
+      expect(page.body).toContain(`<h1>${clone.newWelcome}</h1>`);
       expect(page.headers['x-release']).toBe(second.id);
     }
     recordFigure('make deploy MODE=swarm (4 replicas, start-first)', `${seconds(ms)}; ${summary(visits)}`);
@@ -232,13 +259,13 @@ describe('make deploy and make rollback MODE=swarm under load', () => {
     expect(delta).toBe(ok(visits).length);
     await expectTasksOn(first());
     const page = await client.get('/', { accept: 'text/html' });
-    expect(page.body).toContain(WELCOME);
+    expect(page.body).toContain(`<h1>${clone.oldWelcome}</h1>`);
     expect(page.headers['x-release']).toBe(first().id);
     recordFigure('make rollback MODE=swarm', `${seconds(ms)}; ${summary(visits)}`);
   });
 
   test('When a release whose replicas never become healthy is deployed under load, then Swarm rolls it back itself, with 0 failed visits', async () => {
-    const third = await release(broken.image, broken.tag, broken.commit);
+    const { record: third } = await release(broken);
 
     const { result, ms, visits, delta } = await underLoad('deploy');
 

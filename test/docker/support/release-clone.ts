@@ -10,6 +10,8 @@ import { run } from './run.js';
  * code under test, committed or not), committed in a fresh repository, then a
  * second commit that changes only the welcome message. Both are real commits,
  * so `make package` and `make release` run there exactly as in a user's clone.
+ * The Docker and Swarm tiers both release from it; a tier that needs another
+ * release (one that never becomes healthy) adds a commit with commitOn.
  */
 export interface ReleaseClone {
   dir: string;
@@ -19,7 +21,17 @@ export interface ReleaseClone {
   oldWelcome: string;
   newWelcome: string;
   checkout(commit: string): Promise<void>;
+  /** A new commit on top of `base`, made by `edit` in the clone's folder (left checked out); its full sha. */
+  commitOn(base: string, message: string, edit: (dir: string) => void): Promise<string>;
   remove(): Promise<void>;
+}
+
+/** Replaces `from` with `to` in `file` of checkout `dir`, or throws when `from` is not there. */
+export function replaceIn(dir: string, file: string, from: string, to: string): void {
+  const full = path.join(dir, file);
+  const text = readFileSync(full, 'utf8');
+  if (!text.includes(from)) throw new Error(`${file} has no "${from}"`);
+  writeFileSync(full, text.replace(from, to));
 }
 
 const PAGE = 'web/page.ts';
@@ -41,12 +53,17 @@ export async function createReleaseClone(newWelcome = 'Welcome, visitor, to head
     await git(['commit', '-q', '-m', 'first release']);
     const first = (await git(['rev-parse', 'HEAD'])).stdout.trim();
 
-    const page = readFileSync(path.join(dir, PAGE), 'utf8');
-    const oldWelcome = /export const WELCOME = '([^']*)'/.exec(page)?.[1];
+    const oldWelcome = /export const WELCOME = '([^']*)'/.exec(readFileSync(path.join(dir, PAGE), 'utf8'))?.[1];
     if (!oldWelcome) throw new Error(`${PAGE} has no WELCOME constant`);
-    writeFileSync(path.join(dir, PAGE), page.replace(`export const WELCOME = '${oldWelcome}'`, `export const WELCOME = '${newWelcome}'`));
-    await git(['commit', '-q', '-am', 'a new welcome message']);
-    const second = (await git(['rev-parse', 'HEAD'])).stdout.trim();
+    const commitOn = async (base: string, message: string, edit: (dir: string) => void) => {
+      await git(['checkout', '-q', base]);
+      edit(dir);
+      await git(['commit', '-q', '-am', message]);
+      return (await git(['rev-parse', 'HEAD'])).stdout.trim();
+    };
+    const second = await commitOn('main', 'a new welcome message', () =>
+      replaceIn(dir, PAGE, `export const WELCOME = '${oldWelcome}'`, `export const WELCOME = '${newWelcome}'`),
+    );
 
     // The clone's own node_modules from the lockfile (npm's cache is warm), so make finds it installed.
     await run('npm', ['ci', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: dir, timeoutMs: 300_000 });
@@ -57,6 +74,7 @@ export async function createReleaseClone(newWelcome = 'Welcome, visitor, to head
       oldWelcome,
       newWelcome,
       checkout: async (commit) => void (await git(['checkout', '-q', commit])),
+      commitOn,
       remove: () => rm(dir, { recursive: true, force: true }),
     };
   } catch (error) {

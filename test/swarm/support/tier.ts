@@ -10,8 +10,6 @@ export interface SwarmTier {
   clientAddress: string;
   /** host:port of the run's registry, as the nodes reach it. */
   registry: string;
-  /** The first release's image in the registry, built from this checkout. */
-  image: string;
   /** The environment of a user's shell pointed at the manager (node 1): DOCKER_HOST, DOCKER_CONFIG, the formation's knobs. */
   managerEnv: Record<string, string>;
   /** Figures the tests record, printed by the global teardown. */
