@@ -12,26 +12,33 @@ export interface LbClient {
   visit(): Promise<VisitResult>;
   /** `n` visits sent at once. */
   visitAll(n: number): Promise<VisitResult[]>;
-  get(path: string, headers?: http.OutgoingHttpHeaders): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>;
+  get(path: string, headers?: http.OutgoingHttpHeaders): Promise<GetResult>;
   count(): Promise<number>;
   close(): void;
 }
 
-export function createLbClient(port: number, connections: number): LbClient {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
-  const get: LbClient['get'] = (path, headers = {}) =>
-    new Promise((resolve, reject) => {
-      const request = http.request({ host: '127.0.0.1', port, path, agent, headers, timeout: 30_000 }, (response) => {
+export type GetResult = { status: number; headers: http.IncomingHttpHeaders; body: string };
+
+/** GET over `agent`'s keep-alive connections to host:port, the whole body as text; a request taking longer than `timeoutMs` is an error. */
+export function keepAliveGet(agent: http.Agent, host: string, port: number, timeoutMs: number) {
+  return (path: string, headers: http.OutgoingHttpHeaders = {}) =>
+    new Promise<GetResult>((resolve, reject) => {
+      const request = http.request({ host, port, path, agent, headers, timeout: timeoutMs }, (response) => {
         let body = '';
         response.setEncoding('utf8');
         response.on('data', (chunk: string) => (body += chunk));
         response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
         response.on('error', reject);
       });
-      request.on('timeout', () => request.destroy(new Error(`GET ${path} timed out after 30 s`)));
+      request.on('timeout', () => request.destroy(new Error(`GET ${path} timed out after ${timeoutMs / 1000} s`)));
       request.on('error', reject);
       request.end();
     });
+}
+
+export function createLbClient(port: number, connections: number): LbClient {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  const get = keepAliveGet(agent, '127.0.0.1', port, 30_000);
 
   const visit = async (): Promise<VisitResult> => {
     try {

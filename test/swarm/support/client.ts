@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { keepAliveGet } from '../../docker/support/load.js';
 
 /** One visit's outcome as the client saw it. status 0: a transport error (no response). */
 export interface Visit {
@@ -20,19 +21,7 @@ export interface Visit {
 export function createClient(address: string, port = 8080, connections = 64) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   const origin = performance.now();
-  const get = (path: string, headers: http.OutgoingHttpHeaders = {}) =>
-    new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
-      const request = http.request({ host: address, port, path, agent, headers, timeout: 15_000 }, (response) => {
-        let body = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => (body += chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
-        response.on('error', reject);
-      });
-      request.on('timeout', () => request.destroy(new Error(`GET ${path} timed out after 15 s`)));
-      request.on('error', reject);
-      request.end();
-    });
+  const get = keepAliveGet(agent, address, port, 15_000);
 
   const visit = async (): Promise<Visit> => {
     const started = performance.now();
