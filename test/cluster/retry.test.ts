@@ -55,6 +55,24 @@ describe('exactly once when nginx retries on another replica', () => {
     expect(results.map((r) => r.replica)).not.toContain('web-1');
   });
 
+  test('When both of nginx\'s tries land on replicas that refuse connections, then nginx makes one more pass and the visit is answered, counted once', async () => {
+    formation = await startTestFormation({ replicas: 3 });
+    // web-1 and web-2 stop listening; nginx still lists them (max_fails has not
+    // counted them out yet), so round robin's first visit tries both, in order.
+    await formation.replicas[0]!.service.stop();
+    await formation.replicas[1]!.service.stop();
+    const before = await formation.count();
+
+    const results = await postSequentially(`${formation.lbUrl}/api/visits`, 6);
+    const report = checkAccuracy({ countBefore: before, countAfter: await formation.count(), sent: 6, results });
+
+    // Without `error_page 502 = @next_pass` the first visit is nginx's 502.
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(report.violations, describeViolations(report.violations)).toEqual([]);
+    expect(new Set(results.map((r) => r.replica))).toEqual(new Set(['web-3']));
+    expect(formation.lines.join('\n')).toMatch(/connect\(\) failed \(111: Connection refused\)/);
+  });
+
   test('When the same happens without the idempotency key, then the check catches the double count', async () => {
     formation = await startTestFormation({
       replicas: 4,

@@ -144,6 +144,17 @@ describe('the rendered config keeps the promised settings', () => {
     expect(config).not.toMatch(/http_50[24]/);
   });
 
+  test('When nginx itself answers 502 (no replica answered: nginx/nginx#1656 while DNS changes), then the visit gets one more pass, and only that one', () => {
+    // The proxied `location /` (the catch-all server has one that only returns 421).
+    const slash = [...config.matchAll(/location \/ \{([\s\S]*?)\n\s*\}/g)].map((m) => m[1]!).find((body) => body.includes('proxy_pass')) ?? '';
+    const nextPass = /location @next_pass \{([\s\S]*?)\n\s*\}/.exec(config)?.[1] ?? '';
+
+    expect(slash).toMatch(/^\s*error_page 502 = @next_pass;$/m);
+    expect(nextPass).toMatch(/^\s*proxy_pass http:\/\/web;$/m);
+    expect(nextPass).not.toMatch(/error_page|limit_req/);
+    expect(config).not.toMatch(/recursive_error_pages on/);
+  });
+
   test('When every replica is counted out (Redis down for all), then nginx turns to the same replicas as backups that are never counted out', () => {
     const servers = [...upstream.matchAll(/^\s*server (\S+) (.*);$/gm)].map(([, address, params]) => ({ address, params }));
 
