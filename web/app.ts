@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import { StoreRefusedError, StoreUnavailableError, type CounterStore } from './counter-store.js';
 import { createErrorHandler, methodNotAllowed, notFound } from './error-handler.js';
 import { closeConnectionsWhenDraining, type Lifecycle } from './lifecycle.js';
+import type { LiveHub } from './live-hub.js';
+import { registerLiveRoute } from './live-route.js';
 import { createPage } from './page.js';
 import { createRequestLog } from './request-log.js';
 import type { RequestStats } from './supervisor-channel.js';
@@ -17,6 +19,8 @@ export interface AppDeps {
   lifecycle: Lifecycle;
   /** Counted per request for the local supervisor's traffic line (web/supervisor-channel.ts). */
   stats?: RequestStats;
+  /** The replica's live hub: serves GET /api/live when given (web/live-hub.ts). */
+  live?: LiveHub;
 }
 
 // Nginx's $request_id is 32 hex digits; direct callers may send a UUID.
@@ -53,7 +57,7 @@ function reply(res: ServerResponse, contentType: string, body: string) {
 }
 
 /** Builds the Express app. It never listens: web/server.ts does (and tests may). */
-export function createApp({ store, replicaId, release = 'dev', logger, lifecycle, stats }: AppDeps) {
+export function createApp({ store, replicaId, release = 'dev', logger, lifecycle, stats, live }: AppDeps) {
   const app = express();
   app.disable('x-powered-by');
   // Every counting response is unique: an ETag would only cost a hash.
@@ -99,6 +103,8 @@ export function createApp({ store, replicaId, release = 'dev', logger, lifecycle
     res.json({ count });
   });
   app.all('/api/count', methodNotAllowed('GET, HEAD'));
+
+  if (live) registerLiveRoute(app, live, lifecycle);
 
   // Liveness: the process is up and its event loop turns. Says nothing of Redis,
   // so an outage never gets healthy replicas restarted.
