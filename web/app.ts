@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { StoreRefusedError, StoreUnavailableError, type CounterStore } from './counter-store.js';
 import { createErrorHandler, methodNotAllowed, notFound } from './error-handler.js';
 import { closeConnectionsWhenDraining, type Lifecycle } from './lifecycle.js';
+import { registerAssets } from './assets.js';
 import type { LiveHub } from './live-hub.js';
 import { registerLiveRoute } from './live-route.js';
 import { createPage } from './page.js';
@@ -128,7 +129,11 @@ export function createApp({ store, replicaId, release = 'dev', logger, lifecycle
   });
   app.all('/readyz', methodNotAllowed('GET, HEAD'));
 
+  // The page's script, style and icon: never counted.
+  registerAssets(app);
+
   // Browsers ask for it on every first visit; it must not count as one.
+  // The page names its own icon (/assets/favicon.svg); the 204 stays for old clients.
   app.get('/favicon.ico', (_req, res) => void res.status(204).set('Cache-Control', 'public, max-age=86400').end());
 
   app.use(notFound);
