@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { waitFor } from '../../formation/wait.js';
 import { fromRoot } from '../../formation/paths.js';
 import type { LiveSnapshot } from '../../web/live-hub.js';
+import { readSnapshot } from '../support/live-snapshot.js';
 import { startTestFormation, visitAll, type TestFormation } from '../support/formation.js';
 
 // Debian's chromium, never a browser a tool downloads; flags keep it off the network.
@@ -21,36 +22,6 @@ const launchChromium = () =>
 const OUTPUT_DIR = fromRoot('.run', 'test-output');
 
 const digits = (text: string | null) => Number((text ?? '').replace(/,/g, ''));
-
-/**
- * The first snapshot read after `since` from GET /api/live through the load
- * balancer. A new stream may first get the replica's last reading (up to two
- * ticks old), and later ones only when something changed: so the last one
- * seen within 3 s is current too.
- */
-async function readSnapshot(lbUrl: string, since = Date.now()): Promise<LiveSnapshot> {
-  const controller = new AbortController();
-  const response = await fetch(`${lbUrl}/api/live`, { signal: controller.signal });
-  const timer = setTimeout(() => controller.abort(), 3_000);
-  let text = '';
-  let last: LiveSnapshot | undefined;
-  const decoder = new TextDecoder();
-  try {
-    for await (const chunk of response.body!) {
-      text += decoder.decode(chunk as Uint8Array, { stream: true });
-      const frames = text.split('\n\n').filter((f) => f.startsWith('event: snapshot\n'));
-      last = frames.length ? (JSON.parse(frames.at(-1)!.split('data: ')[1]!) as LiveSnapshot) : last;
-      if (last && last.at >= since) return last;
-    }
-  } catch (error) {
-    if (!controller.signal.aborted) throw error;
-  } finally {
-    clearTimeout(timer);
-    controller.abort();
-  }
-  if (last) return last;
-  throw new Error(`no snapshot from /api/live (status ${response.status}): ${text}`);
-}
 
 /** The live panel's rows as the visitor sees them. */
 const panelRows = (page: Page) =>

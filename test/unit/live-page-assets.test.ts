@@ -90,3 +90,16 @@ describe('GET /assets/<name>', () => {
     }
   });
 });
+
+describe('the assets on their way to dist/, the image and the artifact', () => {
+  test('When the build runs, then it copies web/assets into dist/web/assets; the image takes all of dist/ and the build context keeps web/assets', () => {
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: { build: string } };
+    const dockerfile = readFileSync('web/Dockerfile', 'utf8');
+    const ignored = readFileSync('.dockerignore', 'utf8').split('\n').filter((line) => line.trim() && !line.startsWith('#'));
+
+    expect(pkg.scripts.build).toMatch(/cp -R web\/assets dist\/web\/assets/);
+    expect(dockerfile).toMatch(/^RUN npm run build$/m);
+    expect(dockerfile).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
+    expect(ignored.filter((pattern) => /^(web|web\/assets|\*\.(js|css|svg))\/?$/.test(pattern))).toEqual([]);
+  });
+});
