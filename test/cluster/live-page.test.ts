@@ -106,10 +106,20 @@ describe('the live page in Chromium, through nginx and 4 replicas', () => {
     mkdirSync(OUTPUT_DIR, { recursive: true });
     const screenshot = path.join(OUTPUT_DIR, 'live-page.png');
     await page.screenshot({ path: screenshot, fullPage: true });
-    console.log(`screenshot: ${screenshot}`);
+    // The same in dark mode, and on a small phone: nothing wider than the screen.
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.screenshot({ path: path.join(OUTPUT_DIR, 'live-page-dark.png'), fullPage: true });
+    const background = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize({ width: 360, height: 740 });
+    const phoneWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+    await page.setViewportSize({ width: 420, height: 900 });
+    console.log(`screenshots: ${screenshot}, live-page-dark.png beside it`);
 
     expect(await formation.count()).toBe(before + 1 + 30);
     expect(navigations).toEqual([]);
+    expect(background).toBe('rgb(22, 22, 24)');
+    expect(phoneWidth).toBeLessThanOrEqual(360);
     expect(await page.title()).toBe(`headcount: visitor ${(before + 1).toLocaleString('en-US')}`);
     expect(consoleErrors).toEqual([]);
   });
