@@ -316,7 +316,7 @@ describe('build, release, run in local mode', () => {
 
     expect(outcome.code).not.toBe(0);
     expect(outcome.stderr.trim().split('\n').filter((line) => !/^make(\[\d+\])?:/.test(line))).toEqual([
-      `deploy of ${uncrossable} refused: counting contract 1 -> 99 cannot be crossed by a rolling deploy: a deploy crosses one version at a time`,
+      `deploy of ${uncrossable} refused: counting contract 2 -> 99 cannot be crossed by a rolling deploy: a deploy crosses one version at a time`,
     ]);
     expect(formationState().replicas).toEqual(before);
     expect(await releasesOfReplicas()).toEqual(Array(REPLICAS).fill(first));
@@ -366,7 +366,7 @@ describe('build, release, run in local mode', () => {
     expect(outcome.code).toBe(0);
     expect(build).toContain(`-t headcount-web:${tag}`);
     expect(build).toContain(`--label org.opencontainers.image.revision=${head}`);
-    expect(build).toContain('--label io.headcount.counting-contract=1 --label io.headcount.crosses-from=');
+    expect(build).toContain('--label io.headcount.counting-contract=2 --label io.headcount.crosses-from=1 ');
     expect(build).toContain('--build-arg NODE_IMAGE=standin/node:test');
     expect(build.split(' ')[0]).not.toBe(clone);
     expect(lines.filter((line) => !line.includes(' build ') && !line.includes(' inspect ')).map((line) => line.split(' ').slice(1).join(' '))).toEqual([
