@@ -62,7 +62,9 @@ beforeAll(async () => {
   lbPort = await getPort({ host: '127.0.0.1' });
   // The last commit with counting contract 1: the parent of the one that made it 2.
   const { stdout: firstV2 } = await run('git', ['log', '--format=%H', '--reverse', '-S', 'version: 2, crossesFrom', '--', 'web/counting-contract.ts'], { cwd: fromRoot() });
-  const base = `${firstV2.split('\n')[0]!.trim()}^`;
+  const introduced = firstV2.split('\n')[0]!.trim();
+  if (!introduced) throw new Error('no commit in this repository\'s history made the counting contract 2: a shallow clone cannot run this test (fetch-depth: 0)');
+  const base = `${introduced}^`;
   await run('git', ['init', '-q', clone]);
   await git('config', 'user.name', 'headcount test');
   await git('config', 'user.email', 'test@headcount.invalid');
