@@ -6,7 +6,7 @@
 
 NODE_MODULES := node_modules/.package-lock.json
 BUILD_STAMP  := dist/.built
-SOURCES      := $(shell find web admin formation loadtest -name '*.ts' -not -name '*.test.ts' -not -path 'loadtest/k6/*' 2>/dev/null) tsconfig.json tsconfig.build.json
+SOURCES      := $(shell find web admin formation loadtest -name '*.ts' -not -name '*.test.ts' -not -path 'loadtest/k6/*' 2>/dev/null) $(wildcard web/assets/*) tsconfig.json tsconfig.build.json
 CLI          := node dist/formation/cli.js
 
 .DEFAULT_GOAL := help

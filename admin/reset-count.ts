@@ -1,6 +1,7 @@
 // One-off admin process (twelve-factor XII): `make reset-count`, or
 // `node dist/admin/reset-count.js [value]` with the same environment as the
-// web replicas. Resets the count atomically and says what it was.
+// web replicas. Resets the count (and clears the per-replica breakdown)
+// atomically and says what it was.
 import { once } from 'node:events';
 import { loadConfig } from '../web/config.js';
 import { loadEnvFile } from '../web/env-file.js';
@@ -33,7 +34,9 @@ try {
   // The client fails fast rather than queueing, so wait for the connection first.
   if (redis.status !== 'ready') await once(redis, 'ready', { signal: AbortSignal.timeout(5_000) });
   const { previous, current } = await createCounterStore(redis, { ...config, REDIS_COMMAND_TIMEOUT_MS: commandTimeoutMs }).reset(Number(arg));
-  process.stdout.write(`reset ${config.COUNTER_KEY}: ${previous} -> ${current}\n`);
+  // The breakdown went in the same transaction: the live page shows the new
+  // value as the remainder until replicas count again.
+  process.stdout.write(`reset ${config.COUNTER_KEY}: ${previous} -> ${current}; per-replica breakdown cleared (remainder ${current})\n`);
   await redis.quit();
 } catch (error) {
   redis.disconnect();

@@ -4,6 +4,9 @@ import type { Logger } from 'pino';
 import { StoreRefusedError, StoreUnavailableError, type CounterStore } from './counter-store.js';
 import { createErrorHandler, methodNotAllowed, notFound } from './error-handler.js';
 import { closeConnectionsWhenDraining, type Lifecycle } from './lifecycle.js';
+import { registerAssets } from './assets.js';
+import type { LiveHub } from './live-hub.js';
+import { registerLiveRoute } from './live-route.js';
 import { createPage } from './page.js';
 import { createRequestLog } from './request-log.js';
 import type { RequestStats } from './supervisor-channel.js';
@@ -17,6 +20,8 @@ export interface AppDeps {
   lifecycle: Lifecycle;
   /** Counted per request for the local supervisor's traffic line (web/supervisor-channel.ts). */
   stats?: RequestStats;
+  /** The replica's live hub: serves GET /api/live when given (web/live-hub.ts). */
+  live?: LiveHub;
 }
 
 // Nginx's $request_id is 32 hex digits; direct callers may send a UUID.
@@ -53,7 +58,7 @@ function reply(res: ServerResponse, contentType: string, body: string) {
 }
 
 /** Builds the Express app. It never listens: web/server.ts does (and tests may). */
-export function createApp({ store, replicaId, release = 'dev', logger, lifecycle, stats }: AppDeps) {
+export function createApp({ store, replicaId, release = 'dev', logger, lifecycle, stats, live }: AppDeps) {
   const app = express();
   app.disable('x-powered-by');
   // Every counting response is unique: an ETag would only cost a hash.
@@ -100,6 +105,8 @@ export function createApp({ store, replicaId, release = 'dev', logger, lifecycle
   });
   app.all('/api/count', methodNotAllowed('GET, HEAD'));
 
+  if (live) registerLiveRoute(app, live, lifecycle);
+
   // Liveness: the process is up and its event loop turns. Says nothing of Redis,
   // so an outage never gets healthy replicas restarted.
   // It names the release too: a deploy's progress is readable replica by replica.
@@ -122,7 +129,11 @@ export function createApp({ store, replicaId, release = 'dev', logger, lifecycle
   });
   app.all('/readyz', methodNotAllowed('GET, HEAD'));
 
+  // The page's script, style and icon: never counted.
+  registerAssets(app);
+
   // Browsers ask for it on every first visit; it must not count as one.
+  // The page names its own icon (/assets/favicon.svg); the 204 stays for old clients.
   app.get('/favicon.ico', (_req, res) => void res.status(204).set('Cache-Control', 'public, max-age=86400').end());
 
   app.use(notFound);

@@ -68,6 +68,10 @@ const schema = z.object({
   // DNS at once, and nginx keeps an answer for its resolver's `valid` time):
   // until they re-resolve, new connections must still find it listening.
   SHUTDOWN_DELAY_MS: integer(0, 60_000).default(0),
+  // A live stream (GET /api/live) ends itself after this long, ± 20 % so that
+  // streams opened together do not all reconnect together; the browser
+  // reconnects through nginx, so new replicas get their share of streams.
+  LIVE_STREAM_MAX_SECONDS: integer(1, 3_600).default(300),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

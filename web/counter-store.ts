@@ -15,7 +15,10 @@ export interface CounterStore {
    */
   countVisit(requestId?: string): Promise<number>;
   read(): Promise<number>;
-  /** Sets the count to `to` atomically and says what it was. */
+  /**
+   * Sets the count to `to` and clears the per-replica breakdown, atomically,
+   * and says what the count was (the remainder then starts at `to`).
+   */
   reset(to?: number): Promise<{ previous: number; current: number }>;
   /**
    * Resolves when the store can count right now; rejects with
@@ -61,20 +64,74 @@ export class StoreRefusedError extends Error {
   }
 }
 
-// One round trip, applied atomically: if this request id was counted before,
-// hand back its number; otherwise INCR and remember the number under the id
-// for `ttl` seconds. Redis runs a script without interleaving other commands.
+/**
+ * What the live panel reads (web/live-hub.ts), in one atomic step, so the
+ * breakdown never holds a visit the total does not (remainder >= 0).
+ */
+export interface LiveReading {
+  total: number;
+  /** Visits each replica counted since the breakdown began (counting contract 2). */
+  breakdown: Record<string, number>;
+  /** Replicas whose heartbeat is at most LIVE_PRESENCE_MS old. */
+  live: string[];
+}
+
+/** Presence, per counting contract 2 (web/counting-contract.ts). */
+export interface LiveStore {
+  /** Renews this replica's heartbeat, trims stale ones and reads the total, breakdown and presence: one script. */
+  snapshot(now?: number): Promise<LiveReading>;
+  /** Renews this replica's heartbeat only (one ZADD): while no stream is open. */
+  heartbeat(now?: number): Promise<void>;
+  /** Takes this replica out of the presence set at once (ZREM), when it drains. */
+  leave(): Promise<void>;
+}
+
+/** A replica whose heartbeat is older than this is gone. */
+export const LIVE_PRESENCE_MS = 5_000;
+
+export const breakdownKey = (counterKey: string) => `${counterKey}:replicas`;
+export const presenceKey = (counterKey: string) => `${counterKey}:live`;
+
+// Counting contract 2. One round trip, applied atomically: if this request id
+// was counted before, hand back its number; otherwise INCR, remember the number
+// under the id for `ttl` seconds, and add the visit to this replica's share of
+// the breakdown (never for a repeat). Redis runs a script without interleaving
+// other commands, so the breakdown never runs ahead of the count.
 const COUNT_ONCE = `
 local seen = redis.call('GET', KEYS[2])
 if seen then return tonumber(seen) end
 local n = redis.call('INCR', KEYS[1])
 redis.call('SET', KEYS[2], n, 'EX', ARGV[1])
+redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
 return n
+`;
+// The same without a request id (direct callers that send none).
+const COUNT = `
+local n = redis.call('INCR', KEYS[1])
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+return n
+`;
+// The live tick: renew this replica's heartbeat (unless ARGV[2] is empty),
+// drop heartbeats older than ARGV[3], and read the count, the breakdown and
+// who is present, as of one instant.
+const SNAPSHOT = `
+if ARGV[2] ~= '' then redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[3])
+return { redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[3], '+inf') }
 `;
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    headcountCountOnce(counterKey: string, requestKey: string, ttlSeconds: number): Result<number, Context>;
+    headcountCountOnce2(counterKey: string, requestKey: string, breakdownKey: string, ttlSeconds: number, replica: string): Result<number, Context>;
+    headcountCount2(counterKey: string, breakdownKey: string, replica: string): Result<number, Context>;
+    headcountSnapshot2(
+      counterKey: string,
+      breakdownKey: string,
+      presenceKey: string,
+      now: number,
+      replica: string,
+      since: number,
+    ): Result<[string | null, string[], string[]], Context>;
   }
 }
 
@@ -88,6 +145,8 @@ export interface RedisCounterOptions {
    * hung Redis the second batch took two timeouts (measured: 510 ms at 250 ms).
    */
   deadlineMs: number;
+  /** This replica's name in the breakdown and the presence set (REPLICA_ID). */
+  replicaId: string;
 }
 
 /** The key under which a request id's visitor number is remembered. */
@@ -99,19 +158,24 @@ export const REFUSAL_MEMORY_MS = 10_000;
 /** The counter every process uses (replicas, the admin task, test replicas), configured the one way. */
 export const createCounterStore = (
   redis: Redis,
-  config: Pick<Config, 'COUNTER_KEY' | 'IDEMPOTENCY_TTL_SECONDS' | 'REDIS_COMMAND_TIMEOUT_MS'>,
-): CounterStore =>
+  config: Pick<Config, 'COUNTER_KEY' | 'IDEMPOTENCY_TTL_SECONDS' | 'REDIS_COMMAND_TIMEOUT_MS' | 'REPLICA_ID'>,
+): CounterStore & LiveStore =>
   createRedisCounterStore(redis, {
     counterKey: config.COUNTER_KEY,
     idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
     deadlineMs: config.REDIS_COMMAND_TIMEOUT_MS,
+    replicaId: config.REPLICA_ID,
   });
 
-export function createRedisCounterStore(redis: Redis, options: RedisCounterOptions): CounterStore {
-  const { counterKey, idempotencyTtlSeconds, deadlineMs } = options;
+export function createRedisCounterStore(redis: Redis, options: RedisCounterOptions): CounterStore & LiveStore {
+  const { counterKey, idempotencyTtlSeconds, deadlineMs, replicaId } = options;
+  const shares = breakdownKey(counterKey);
+  const presence = presenceKey(counterKey);
   // defineCommand sends EVALSHA and falls back to EVAL after a Redis restart
   // emptied the script cache, so the script is never sent twice per call.
-  redis.defineCommand('headcountCountOnce', { numberOfKeys: 2, lua: COUNT_ONCE });
+  redis.defineCommand('headcountCountOnce2', { numberOfKeys: 3, lua: COUNT_ONCE });
+  redis.defineCommand('headcountCount2', { numberOfKeys: 2, lua: COUNT });
+  redis.defineCommand('headcountSnapshot2', { numberOfKeys: 3, lua: SNAPSHOT });
 
   // A refused login (WRONGPASS, a disabled user) reaches only the client's
   // 'error' event; the commands themselves then fail as "not connected".
@@ -153,13 +217,16 @@ export function createRedisCounterStore(redis: Redis, options: RedisCounterOptio
     }
   };
 
-  // No request id can contain ':' (web/app.ts), so no visit can meet this key.
+  // No request id can contain ':' (web/app.ts), so no visit can meet these keys.
   const probeKey = requestKey(counterKey, 'readyz:probe');
+  // The probe's own breakdown: one field that grows by one per probe that
+  // misses (at most one a second), never the real breakdown.
+  const probeShares = requestKey(counterKey, 'readyz:probe:replicas');
 
   const countOnce = (requestId: string | undefined) =>
     requestId === undefined
-      ? redis.incr(counterKey)
-      : redis.headcountCountOnce(counterKey, requestKey(counterKey, requestId), idempotencyTtlSeconds);
+      ? redis.headcountCount2(counterKey, shares, replicaId)
+      : redis.headcountCountOnce2(counterKey, requestKey(counterKey, requestId), shares, idempotencyTtlSeconds, replicaId);
 
   return {
     async countVisit(requestId) {
@@ -175,18 +242,29 @@ export function createRedisCounterStore(redis: Redis, options: RedisCounterOptio
     read: () => guard(async () => Number((await redis.get(counterKey)) ?? 0)),
     reset: (to = 0) =>
       guard(async () => {
-        // SET ... GET swaps in one atomic command: no visit can slip between
-        // reading the old value and writing the new one.
-        const previous = await redis.set(counterKey, to, 'GET');
-        return { previous: Number(previous ?? 0), current: to };
+        // SET ... GET swaps in the new count and hands back the old one; the
+        // DEL of the breakdown runs in the same transaction, so no visit can
+        // land in between: afterwards the remainder is exactly `to`.
+        const replies = (await redis.multi().set(counterKey, to, 'GET').del(shares).exec()) ?? [];
+        const failed = replies.find(([error]) => error)?.[0];
+        if (failed || replies.length !== 2) throw failed ?? new Error('reset: the transaction was discarded');
+        return { previous: Number(replies[0]![1] ?? 0), current: to };
       }),
+    async snapshot(now = Date.now()) {
+      const [total, pairs, live] = await guard(() => redis.headcountSnapshot2(counterKey, shares, presence, now, replicaId, now - LIVE_PRESENCE_MS));
+      const breakdown: Record<string, number> = {};
+      for (let i = 0; i < pairs.length; i += 2) breakdown[pairs[i]!] = Number(pairs[i + 1]);
+      return { total: Number(total ?? 0), breakdown, live };
+    },
+    heartbeat: (now = Date.now()) => guard(async () => void (await redis.zadd(presence, now, replicaId))),
+    leave: () => guard(async () => void (await redis.zrem(presence, replicaId))),
     // Readiness runs what a visit runs: the counting script, with the same
-    // commands and permissions (GET, INCR, SET with expiry), on one probe key
-    // in the request-id namespace, which the web user's ACL covers, as both
-    // of its keys; the key expires after a second and the count itself is
-    // never touched. A PING would pass while the ACL refuses every visit.
+    // commands and permissions (GET, INCR, SET with expiry, HINCRBY), on probe
+    // keys in the request-id namespace, which the web user's ACL covers; the
+    // key expires after a second and the count itself is never touched. A
+    // PING would pass while the ACL refuses every visit.
     async ping() {
-      await guard(() => redis.headcountCountOnce(probeKey, probeKey, 1));
+      await guard(() => redis.headcountCountOnce2(probeKey, probeKey, probeShares, 1, 'probe'));
       // The probe passes, but a visit was refused lately (say WRONGTYPE on the
       // count's own key): not ready until a visit counts or it is old news.
       if (refused && Date.now() - refused.at < REFUSAL_MEMORY_MS) throw refused.error;

@@ -9,6 +9,17 @@
  * `COUNTER_KEY:req:<request id>` holds the number a visit got, for
  * IDEMPOTENCY_TTL_SECONDS (web/counter-store.ts, the COUNT_ONCE script).
  *
+ * Version 2 (this one) keeps all of version 1 and adds, in the same atomic
+ * script, `HINCRBY COUNTER_KEY:replicas <REPLICA_ID> 1` for each newly counted
+ * visit (never for a repeat of a request id): the per-replica breakdown the
+ * live page shows. `reset` sets the count and DELetes the breakdown in one
+ * transaction. Invariant: count = sum(HVALS COUNTER_KEY:replicas) + remainder,
+ * remainder >= 0. Replicas also keep a heartbeat in the sorted set
+ * `COUNTER_KEY:live` (web/live-hub.ts), which counting never reads.
+ * Crosses from 1: a version 1 replica gives every visit the same number a
+ * version 2 replica would (same count key, same request-id records); it just
+ * does not write the breakdown, so its visits land in the remainder.
+ *
  * What bumps the version: a change to those keys' names, types or meaning, or
  * to what the script does with them (e.g. a hash instead of an integer, ids kept
  * elsewhere). Adding keys that older releases neither read nor write does not.
@@ -21,7 +32,7 @@ export interface CountingContract {
   crossesFrom: readonly number[];
 }
 
-export const COUNTING_CONTRACT: CountingContract = Object.freeze({ version: 1, crossesFrom: Object.freeze([]) });
+export const COUNTING_CONTRACT: CountingContract = Object.freeze({ version: 2, crossesFrom: Object.freeze([1]) });
 
 export type CrossVerdict = { ok: true } | { ok: false; reason: string };
 

@@ -1,55 +1,68 @@
 import escapeHtml from 'escape-html';
+import { assetUrl } from './assets.js';
+
+const numbers = new Intl.NumberFormat('en-US');
+/** 1234567 -> "1,234,567": the same format the page's script uses (web/assets/live.js). */
+export const formatCount = (n: number) => numbers.format(n);
 
 const ordinal = (n: number) => {
   const tens = n % 100;
-  if (tens >= 11 && tens <= 13) return `${n}th`;
-  return `${n}${({ 1: 'st', 2: 'nd', 3: 'rd' } as Record<number, string>)[n % 10] ?? 'th'}`;
+  if (tens >= 11 && tens <= 13) return `${formatCount(n)}th`;
+  return `${formatCount(n)}${({ 1: 'st', 2: 'nd', 3: 'rd' } as Record<number, string>)[n % 10] ?? 'th'}`;
 };
 
 /** The page's greeting: the line a release's typo fix changes (docs/releases.md). */
 export const WELCOME = 'Welcome to headcount';
 
-// Everything but the count is the same on every visit: built once, when the
-// module loads (the head and style) and when the replica builds its app (the
-// replica's escaped name), not on every request.
-const HEAD = `<!doctype html>
+/**
+ * The welcome page of one replica: who you are in the count, which replica
+ * counted you and which release it runs, and the live panel that the script
+ * fills from GET /api/live. Everything but the count is built once per
+ * replica, not per request. Returns the renderer for a visitor number.
+ */
+export function createPage(replica: string, release = 'dev'): (count: number) => string {
+  const head = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<link rel="icon" href="${assetUrl('favicon.svg')}" type="image/svg+xml">
+<link rel="stylesheet" href="${assetUrl('page.css')}">
+<script type="module" src="${assetUrl('live.js')}"></script>
 <title>headcount: visitor `;
-const STYLE_AND_GREETING = `</title>
-<style>
-  body { font: 18px/1.5 system-ui, sans-serif; margin: 0; min-height: 100vh; display: grid; place-items: center;
-         background: #f4f1ea; color: #1d1d1f; }
-  main { text-align: center; padding: 2rem; }
-  h1 { font-size: 1.6rem; font-weight: 600; margin: 0 0 1rem; }
-  .count { font-size: 4.5rem; font-weight: 700; letter-spacing: -0.02em; margin: 0; font-variant-numeric: tabular-nums; }
-  .replica code { background: #1d1d1f; color: #f4f1ea; padding: 0.1rem 0.5rem; border-radius: 4px; }
-  footer { margin-top: 2rem; font-size: 0.85rem; color: #6e6e73; }
-</style>
+  const greeting = `</title>
 </head>
 <body>
 <main>
   <h1>${WELCOME}</h1>
-  <p>You are visitor number</p>
-  <p class="count" data-testid="count">`;
-
-/**
- * The welcome page of one replica: who you are in the count, and which
- * replica counted you, and which release it runs. Returns the renderer for a
- * visitor number.
- */
-export function createPage(replica: string, release = 'dev'): (count: number) => string {
-  const tail = `</p>
-  <p class="replica">Served by replica <code data-testid="replica">${escapeHtml(replica)}</code></p>
-  <footer>Reload to be counted again. <a href="/api/count">Current count as JSON</a>.
+  <p class="label">You are visitor number</p>
+  <p class="count" id="count" data-testid="count">`;
+  const tail = `.</p>
+  <button type="button" id="count-me" data-testid="count-me">Count me again</button>
+  <p class="label" id="count-status" role="status" aria-live="polite"></p>
+  <section class="live" aria-labelledby="live-title" data-testid="live">
+    <h2><span id="live-title">Live: every replica's share</span> <span class="status" id="live-status" data-testid="live-status">connecting…</span></h2>
+    <p class="total">Total <strong id="live-total" data-testid="live-total">…</strong> visits</p>
+    <ul class="bars" id="live-replicas" data-testid="live-replicas"></ul>
+    <figure class="rate">
+      <svg viewBox="0 0 300 60" preserveAspectRatio="none" role="img" aria-labelledby="rate-caption">
+        <line x1="0" y1="59" x2="300" y2="59"></line>
+        <polyline id="rate-line" points=""></polyline>
+      </svg>
+      <figcaption id="rate-caption"><span id="rate-now" data-testid="rate-now">0</span> visits per second now, at most <span id="rate-peak">0</span> in the last minute</figcaption>
+    </figure>
+  </section>
+  <footer>Reload or press the button to be counted again. <a href="/api/count">Current count as JSON</a>.
     Release <code data-testid="release">${escapeHtml(release)}</code></footer>
 </main>
 </body>
 </html>
 `;
-  return (count) =>
-    `${HEAD}${count}${STYLE_AND_GREETING}${count}</p>
-  <p>the ${ordinal(count)} visit counted, exactly once, across every replica.${tail}`;
+  const replicaCode = `<code data-testid="replica">${escapeHtml(replica)}</code>`;
+  return (count) => {
+    const shown = formatCount(count);
+    return `${head}${shown}${greeting}${shown}</p>
+  <p class="sentence" id="sentence">You are the ${ordinal(count)} visit, counted exactly once by replica ${replicaCode}${tail}`;
+  };
 }

@@ -5,6 +5,7 @@ import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { createCounterStore, type CounterStore } from './counter-store.js';
 import { createLifecycle } from './lifecycle.js';
+import { createLiveHub, type LiveHub } from './live-hub.js';
 import { createLogger } from './logger.js';
 import { createRedisClient } from './redis-client.js';
 import { registerShutdown } from './shutdown.js';
@@ -12,6 +13,8 @@ import { connectSupervisorChannel, type RequestStats } from './supervisor-channe
 
 export interface Replica {
   server: Server;
+  /** The live hub: `live.openStreams()` for the metrics gauge. */
+  live: LiveHub;
   redis: Redis;
   logger: Logger;
   port: number;
@@ -51,7 +54,12 @@ export async function startReplica(config: Config, createStore: StoreFactory = c
   const stats: RequestStats = { requests: 0, non2xx: 0 };
   connectSupervisorChannel(redis, stats);
   const lifecycle = createLifecycle();
-  const app = createApp({ store: createStore(redis, config), replicaId: config.REPLICA_ID, release: config.RELEASE_ID, logger, lifecycle, stats });
+  // The live panel always reads through the real store (a test's unsafe
+  // counter replaces counting only).
+  const live = createLiveHub({ store: createCounterStore(redis, config), replicaId: config.REPLICA_ID, logger, maxStreamMs: config.LIVE_STREAM_MAX_SECONDS * 1_000 });
+  // SIGTERM never waits on a stream: they all end as draining begins.
+  lifecycle.onDrain(() => void live.drain());
+  const app = createApp({ store: createStore(redis, config), replicaId: config.REPLICA_ID, release: config.RELEASE_ID, logger, lifecycle, stats, live });
 
   const newServer = () => {
     const created = createServer(app);
@@ -84,6 +92,7 @@ export async function startReplica(config: Config, createStore: StoreFactory = c
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
   logger.info({ host: config.HOST, port }, 'listening');
+  live.start();
 
   const moreServers: Server[] = [];
   const shutdown = registerShutdown({ server, moreServers, redis, logger, lifecycle, graceMs: config.SHUTDOWN_GRACE_MS, delayMs: config.SHUTDOWN_DELAY_MS });
@@ -98,7 +107,7 @@ export async function startReplica(config: Config, createStore: StoreFactory = c
       logger.info({ host: config.HOST, port }, 'closed its own port');
     });
   }
-  return { server, redis, logger, port, shutdown };
+  return { server, redis, logger, port, shutdown, live };
 }
 
 const TAKEOVER_RETRY_MS = 10;

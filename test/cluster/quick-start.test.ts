@@ -106,7 +106,7 @@ describe('the README quick start, local mode', () => {
 
     const { stdout } = await make('reset-count');
 
-    expect(stdout.trim()).toBe(`reset headcount:visits: ${before} -> 0`);
+    expect(stdout.trim()).toBe(`reset headcount:visits: ${before} -> 0; per-replica breakdown cleared (remainder 0)`);
     expect(await count()).toBe(0);
   });
 

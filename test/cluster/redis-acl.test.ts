@@ -44,7 +44,17 @@ describe('Redis users (redis/users.acl.template)', () => {
       writeOtherKey: await refusal(web.set('someone:else', '1')),
       deleteCount: await refusal(web.del(counterKey)),
       scriptOnOtherKey: await refusal(web.eval("return redis.call('SET', KEYS[1], 1)", 1, 'someone:else')),
+      deleteBreakdown: await refusal(web.del(`${counterKey}:replicas`)),
+      otherHashCommand: await refusal(web.hset(`${counterKey}:replicas`, 'r', '1')),
+      otherSortedSetCommand: await refusal(web.zrange(`${counterKey}:live`, 0, -1)),
+      breakdownOfOtherKey: await refusal(web.hincrby('someone:else', 'r', 1)),
       readCount: await refusal(web.get(counterKey)),
+      addToBreakdown: await refusal(web.hincrby(`${counterKey}:replicas`, 'acl-test', 0)),
+      readBreakdown: await refusal(web.hgetall(`${counterKey}:replicas`)),
+      heartbeat: await refusal(web.zadd(`${counterKey}:live`, Date.now(), 'acl-test')),
+      readPresence: await refusal(web.zrangebyscore(`${counterKey}:live`, 0, '+inf')),
+      trimPresence: await refusal(web.zremrangebyscore(`${counterKey}:live`, '-inf', 0)),
+      leave: await refusal(web.zrem(`${counterKey}:live`, 'acl-test')),
     };
 
     expect(attempts).toEqual({
@@ -54,22 +64,46 @@ describe('Redis users (redis/users.acl.template)', () => {
       writeOtherKey: 'NOPERM',
       deleteCount: 'NOPERM',
       scriptOnOtherKey: 'NOPERM',
+      deleteBreakdown: 'NOPERM',
+      otherHashCommand: 'NOPERM',
+      otherSortedSetCommand: 'NOPERM',
+      breakdownOfOtherKey: 'NOPERM',
       readCount: 'allowed',
+      addToBreakdown: 'allowed',
+      readBreakdown: 'allowed',
+      heartbeat: 'allowed',
+      readPresence: 'allowed',
+      trimPresence: 'allowed',
+      leave: 'allowed',
     });
   });
 
-  test('When the admin user resets the count, then it may; anything else it may not', async () => {
+  test('When the admin user resets the count and clears the breakdown in one transaction, then it may; anything else (deleting the count itself) it may not', async () => {
     const admin = connect(formation.adminRedisUrl);
 
     const attempts = {
       reset: await refusal(admin.set(counterKey, '0', 'GET')),
+      resetWithBreakdown: await refusal(admin.multi().set(counterKey, '0', 'GET').del(`${counterKey}:replicas`).exec()),
+      deleteCount: await refusal(admin.del(counterKey)),
+      deletePresence: await refusal(admin.del(`${counterKey}:live`)),
+      writeBreakdown: await refusal(admin.hincrby(`${counterKey}:replicas`, 'r', 1)),
       flushall: await refusal(admin.flushall()),
       writeOtherKey: await refusal(admin.set('someone:else', '1')),
       script: await refusal(admin.eval('return 1', 0)),
       config: await refusal(admin.config('GET', 'maxmemory')),
     };
 
-    expect(attempts).toEqual({ reset: 'allowed', flushall: 'NOPERM', writeOtherKey: 'NOPERM', script: 'NOPERM', config: 'NOPERM' });
+    expect(attempts).toEqual({
+      reset: 'allowed',
+      resetWithBreakdown: 'allowed',
+      deleteCount: 'NOPERM',
+      deletePresence: 'NOPERM',
+      writeBreakdown: 'NOPERM',
+      flushall: 'NOPERM',
+      writeOtherKey: 'NOPERM',
+      script: 'NOPERM',
+      config: 'NOPERM',
+    });
   });
 
   test('When a client connects without a password, then it can only PING', async () => {

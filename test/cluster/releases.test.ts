@@ -93,7 +93,7 @@ beforeAll(async () => {
   await commit('web/page.ts', "'Welcome to headcount'", `'${FIXED_WELCOME}'`, 'Fix the welcome message');
   const two = await make('release');
   second = released(two)!;
-  await commit('web/counting-contract.ts', 'version: 1,', 'version: 99,', 'A counting contract no rolling deploy can cross');
+  await commit('web/counting-contract.ts', 'version: 2,', 'version: 99,', 'A counting contract no rolling deploy can cross');
   const three = await make('release');
   uncrossable = released(three)!;
   await git('reset', '-q', '--hard', 'HEAD~1');
@@ -226,7 +226,7 @@ describe('build, release, run in local mode', () => {
 
     expect(records.map((r) => r.id)).toEqual([first, second, uncrossable]);
     expect(records.map((r) => r.seq)).toEqual([1, 2, 3]);
-    expect(records.map((r) => r.countingContract.version)).toEqual([1, 1, 99]);
+    expect(records.map((r) => r.countingContract.version)).toEqual([2, 2, 99]);
     for (const record of records) {
       expect(record).toMatchObject<Partial<ReleaseRecord>>({ tag: record.commit.slice(0, 7), folder: path.join(releasesDir, 'artifacts', record.tag) });
       expect(record.configDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
@@ -263,7 +263,7 @@ describe('build, release, run in local mode', () => {
     } finally {
       replica?.kill();
     }
-    expect(info).toMatchObject({ tag: record.tag, commit: record.commit, countingContract: { version: 1, crossesFrom: [] } });
+    expect(info).toMatchObject({ tag: record.tag, commit: record.commit, countingContract: { version: 2, crossesFrom: [1] } });
     expect(readdirSync(record.folder!).sort()).toEqual(['artifact.json', 'dist', 'node_modules', 'package-lock.json', 'package.json']);
     expect(readdirSync(path.join(record.folder!, 'node_modules'))).not.toContain('vitest');
     expect(statSync(path.join(record.folder!, 'dist/web/server.js')).mode & 0o222).toBe(0);
@@ -316,7 +316,7 @@ describe('build, release, run in local mode', () => {
 
     expect(outcome.code).not.toBe(0);
     expect(outcome.stderr.trim().split('\n').filter((line) => !/^make(\[\d+\])?:/.test(line))).toEqual([
-      `deploy of ${uncrossable} refused: counting contract 1 -> 99 cannot be crossed by a rolling deploy: a deploy crosses one version at a time`,
+      `deploy of ${uncrossable} refused: counting contract 2 -> 99 cannot be crossed by a rolling deploy: a deploy crosses one version at a time`,
     ]);
     expect(formationState().replicas).toEqual(before);
     expect(await releasesOfReplicas()).toEqual(Array(REPLICAS).fill(first));
@@ -366,7 +366,7 @@ describe('build, release, run in local mode', () => {
     expect(outcome.code).toBe(0);
     expect(build).toContain(`-t headcount-web:${tag}`);
     expect(build).toContain(`--label org.opencontainers.image.revision=${head}`);
-    expect(build).toContain('--label io.headcount.counting-contract=1 --label io.headcount.crosses-from=');
+    expect(build).toContain('--label io.headcount.counting-contract=2 --label io.headcount.crosses-from=1 ');
     expect(build).toContain('--build-arg NODE_IMAGE=standin/node:test');
     expect(build.split(' ')[0]).not.toBe(clone);
     expect(lines.filter((line) => !line.includes(' build ') && !line.includes(' inspect ')).map((line) => line.split(' ').slice(1).join(' '))).toEqual([

@@ -260,6 +260,9 @@ describe('Redis users: least privilege (redis/users.acl.template, redis/docker-s
       keys: 'NOPERM',
       writeOtherKey: 'NOPERM',
       deleteCount: 'NOPERM',
+      addToBreakdown: 'allowed',
+      deleteBreakdown: 'NOPERM',
+      heartbeat: 'allowed',
       scriptOnOtherKey: 'NOPERM',
       files: { web: 'readable', admin: 'ENOENT', operator: 'ENOENT' },
     });
@@ -276,6 +279,9 @@ describe('Redis users: least privilege (redis/users.acl.template, redis/docker-s
       keys: 'NOPERM',
       writeOtherKey: 'NOPERM',
       deleteCount: 'NOPERM',
+      addToBreakdown: 'NOPERM',
+      deleteBreakdown: 'allowed',
+      heartbeat: 'NOPERM',
       scriptOnOtherKey: 'NOPERM',
       files: { web: 'ENOENT', admin: 'readable', operator: 'EACCES' },
     });

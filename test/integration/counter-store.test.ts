@@ -2,7 +2,15 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { createRedisCounterStore, requestKey, StoreRefusedError, StoreUnavailableError } from '../../web/counter-store.js';
+import {
+  breakdownKey,
+  createRedisCounterStore,
+  LIVE_PRESENCE_MS,
+  presenceKey,
+  requestKey,
+  StoreRefusedError,
+  StoreUnavailableError,
+} from '../../web/counter-store.js';
 import { createRedisClient } from '../../web/redis-client.js';
 import { waitFor } from '../../formation/wait.js';
 import { startTestRedis, type TestRedis } from '../support/redis-server.js';
@@ -10,8 +18,8 @@ import { startTestRedis, type TestRedis } from '../support/redis-server.js';
 const silent = pino({ level: 'silent' });
 const client = (url: string) => createRedisClient({ url, commandTimeoutMs: 250, connectionName: 'test' }, silent);
 const ready = (redis: Redis) => waitFor('redis client ready', async () => redis.status === 'ready', 5_000);
-const storeOn = (redis: Redis, counterKey = `test:${randomUUID()}`) =>
-  createRedisCounterStore(redis, { counterKey, idempotencyTtlSeconds: 60, deadlineMs: 250 });
+const storeOn = (redis: Redis, counterKey = `test:${randomUUID()}`, replicaId = 'web-1') =>
+  createRedisCounterStore(redis, { counterKey, idempotencyTtlSeconds: 60, deadlineMs: 250, replicaId });
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe('the Redis counter store', () => {
@@ -130,6 +138,136 @@ describe('the Redis counter store', () => {
 
   test('When the key does not exist yet, then the count reads 0', async () => {
     expect(await storeOn(redis).read()).toBe(0);
+  });
+});
+
+describe('the per-replica breakdown (counting contract 2)', () => {
+  let redis: Redis;
+  beforeAll(async () => {
+    redis = client(inject('redisUrl'));
+    await ready(redis);
+  });
+  afterAll(() => redis.quit());
+
+  const sum = (breakdown: Record<string, number>) => Object.values(breakdown).reduce((a, b) => a + b, 0);
+  const replicasOn = (counterKey: string) => ['web-a', 'web-b', 'web-c', 'web-d'].map((id) => storeOn(redis, counterKey, id));
+
+  test('When 4 replicas count 800 visits at once, a tenth of them retried on another replica, then the shares add up to the total', async () => {
+    const counterKey = `test:${randomUUID()}`;
+    const stores = replicasOn(counterKey);
+    const ids = range(1, 800).map((i) => `req-${i}-${randomUUID()}`);
+
+    // Every visit on replica i % 4; each tenth is retried on the next replica.
+    const numbers = await Promise.all(
+      ids.map(async (id, i) => {
+        const first = stores[i % 4]!.countVisit(id);
+        const retry = i % 10 === 0 ? stores[(i + 1) % 4]!.countVisit(id) : first;
+        return Promise.all([first, retry]);
+      }),
+    );
+    const reading = await stores[0]!.snapshot();
+
+    expect(numbers.every(([a, b]) => a === b)).toBe(true);
+    expect(reading.total).toBe(800);
+    expect(sum(reading.breakdown)).toBe(800);
+    // A visit and its retry race: whichever replica counts it first gets the
+    // share, so each replica holds at least its 180 unretried visits.
+    expect(Object.keys(reading.breakdown).sort()).toEqual(['web-a', 'web-b', 'web-c', 'web-d']);
+    for (const share of Object.values(reading.breakdown)) expect(share).toBeGreaterThanOrEqual(180);
+    expect(await redis.hgetall(breakdownKey(counterKey))).toEqual(Object.fromEntries(Object.entries(reading.breakdown).map(([k, v]) => [k, String(v)])));
+  });
+
+  test('When the same request id is counted again, then the breakdown moves once', async () => {
+    const counterKey = `test:${randomUUID()}`;
+    const [a, b] = replicasOn(counterKey);
+    const id = randomUUID();
+
+    await a!.countVisit(id);
+    await a!.countVisit(id);
+    await b!.countVisit(id);
+    await b!.countVisit();
+
+    expect(await redis.hgetall(breakdownKey(counterKey))).toEqual({ 'web-a': '1', 'web-b': '1' });
+    expect(await a!.read()).toBe(2);
+  });
+
+  test('When version 1 replicas count beside version 2 ones (a rolling deploy), then their visits are the remainder and nothing is counted twice', async () => {
+    const counterKey = `test:${randomUUID()}`;
+    const [v2] = replicasOn(counterKey);
+    // Version 1's script, word for word (the release before this one).
+    const v1 = (id: string) =>
+      redis.eval(
+        "local seen = redis.call('GET', KEYS[2]) if seen then return tonumber(seen) end local n = redis.call('INCR', KEYS[1]) redis.call('SET', KEYS[2], n, 'EX', ARGV[1]) return n",
+        2,
+        counterKey,
+        requestKey(counterKey, id),
+        60,
+      ) as Promise<number>;
+    const ids = range(1, 300).map(() => randomUUID());
+
+    // Each visit counted by one release and retried on the other.
+    const pairs = await Promise.all(ids.map(async (id, i) => (i % 2 ? [await v1(id), await v2!.countVisit(id)] : [await v2!.countVisit(id), await v1(id)])));
+    const reading = await v2!.snapshot();
+
+    expect(pairs.every(([x, y]) => x === y)).toBe(true);
+    expect(reading.total).toBe(300);
+    expect(reading.breakdown).toEqual({ 'web-a': 150 });
+    expect(reading.total - sum(reading.breakdown)).toBe(150);
+  });
+
+  test('When the count is reset to 0 and to n while visits are counted, then the breakdown starts over and never exceeds the total', async () => {
+    const counterKey = `test:${randomUUID()}`;
+    const stores = replicasOn(counterKey);
+    await Promise.all(range(1, 200).map((i) => stores[i % 4]!.countVisit(randomUUID())));
+
+    const toZero = await stores[0]!.reset(0);
+    const afterZero = await stores[0]!.snapshot();
+    await Promise.all(range(1, 40).map((i) => stores[i % 4]!.countVisit(randomUUID())));
+    // A reset to n in the middle of 400 concurrent visits: atomic, so no visit
+    // lands in the breakdown without being in the total.
+    const during = range(1, 400).map((i) => stores[i % 4]!.countVisit(randomUUID()));
+    const toN = await stores[1]!.reset(1_000);
+    await Promise.all(during);
+    const end = await stores[2]!.snapshot();
+
+    expect(toZero).toEqual({ previous: 200, current: 0 });
+    expect(afterZero).toMatchObject({ total: 0, breakdown: {} });
+    expect(toN.previous).toBeGreaterThanOrEqual(40);
+    const remainder = end.total - sum(end.breakdown);
+    expect(remainder).toBe(1_000);
+    expect(end.total).toBe(1_000 + (440 - toN.previous));
+  });
+
+  test('When replicas heartbeat and one stops, then the snapshot lists who is present and trims the stale one after 5 s', async () => {
+    const counterKey = `test:${randomUUID()}`;
+    const [a, b, c] = replicasOn(counterKey);
+    const now = Date.now();
+
+    await a!.heartbeat(now - LIVE_PRESENCE_MS - 1);
+    await b!.heartbeat(now - 1_000);
+    await c!.heartbeat(now);
+    await c!.leave();
+    const reading = await b!.snapshot(now);
+
+    expect(reading.live.sort()).toEqual(['web-b']);
+    expect(await redis.zrange(presenceKey(counterKey), 0, -1)).toEqual(['web-b']);
+  });
+
+  test('When the live tick reads, then it costs one script call, whatever it reads', async () => {
+    const counterKey = `test:${randomUUID()}`;
+    const store = storeOn(redis, counterKey);
+    await store.snapshot();
+    const monitor = await redis.duplicate().monitor();
+    const sent: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua' && args.includes(counterKey)) sent.push(args[0]!.toLowerCase());
+    });
+
+    await store.snapshot();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    monitor.disconnect();
+
+    expect(sent).toEqual(['evalsha']);
   });
 });
 

@@ -23,7 +23,9 @@ export function staleSources(): string[] {
   } catch {
     throw new Error('dist/ is missing: run `make test` (or `make build`) first');
   }
-  return [...SOURCE_DIRS.flatMap(sources), ...CONFIGS]
+  // The page's assets are copied into dist/ by the build too.
+  const assets = readdirSync(path.join('web', 'assets')).map((name) => path.join('web', 'assets', name));
+  return [...SOURCE_DIRS.flatMap(sources), ...assets, ...CONFIGS]
     .map((file) => ({ file, changed: statSync(file).mtimeMs }))
     .filter(({ changed }) => changed > built)
     .sort((a, b) => b.changed - a.changed)

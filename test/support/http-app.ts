@@ -6,7 +6,7 @@ import type { CounterStore } from '../../web/counter-store.js';
 import { createLifecycle } from '../../web/lifecycle.js';
 
 /** The real Express app on an ephemeral port, with a given store and a silent logger. */
-export async function serveApp(store: CounterStore, replicaId = 'web-test', extra: Partial<Pick<AppDeps, 'release' | 'logger'>> = {}) {
+export async function serveApp(store: CounterStore, replicaId = 'web-test', extra: Partial<Pick<AppDeps, 'release' | 'logger' | 'live'>> = {}) {
   const lifecycle = createLifecycle();
   const app = createApp({ store, replicaId, logger: pino({ level: 'silent' }), lifecycle, ...extra });
   const server: Server = createServer(app);

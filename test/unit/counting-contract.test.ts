@@ -4,8 +4,8 @@ import { canCross, COUNTING_CONTRACT } from '../../web/counting-contract.js';
 const v = (version: number, crossesFrom: number[] = []) => ({ version, crossesFrom });
 
 describe('the counting contract (web/counting-contract.ts)', () => {
-  test('When the code is read today, then it is version 1 and crosses from nothing', () => {
-    expect(COUNTING_CONTRACT).toEqual({ version: 1, crossesFrom: [] });
+  test('When the code is read today, then it is version 2 (the per-replica breakdown) and crosses from version 1', () => {
+    expect(COUNTING_CONTRACT).toEqual({ version: 2, crossesFrom: [1] });
     expect(Object.isFrozen(COUNTING_CONTRACT)).toBe(true);
   });
 

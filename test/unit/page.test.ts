@@ -15,4 +15,20 @@ describe('the welcome page (web/page.ts)', () => {
     expect(render(1)).toMatch(/<title>headcount: visitor 1<\/title>[\s\S]*data-testid="count">1<\/p>[\s\S]*the 1st visit/);
     expect(render(112)).toMatch(/<title>headcount: visitor 112<\/title>[\s\S]*data-testid="count">112<\/p>[\s\S]*the 112th visit/);
   });
+
+  test('When the number is large, then it has thousands separators, in the title, the number and the sentence', () => {
+    const html = createPage('web-1')(1_234_567);
+
+    expect(html).toMatch(/<title>headcount: visitor 1,234,567<\/title>[\s\S]*data-testid="count">1,234,567<\/p>[\s\S]*the 1,234,567th visit/);
+  });
+
+  test('When the page is built, then it says in one sentence what happened, and links its own icon, style and script, nothing from elsewhere', () => {
+    const html = createPage('web-1')(3);
+    const urls = [...html.matchAll(/(?:href|src)="([^"]+)"/g)].map((m) => m[1]);
+
+    expect(html).toContain('You are the 3rd visit, counted exactly once by replica <code data-testid="replica">web-1</code>.</p>');
+    expect(html).toMatch(/<link rel="icon" href="\/assets\/favicon\.svg\?v=[\w-]{12}" type="image\/svg\+xml">/);
+    expect(urls.sort()).toEqual([expect.stringMatching(/^\/api\/count$/), expect.stringMatching(/^\/assets\/favicon\.svg\?v=/), expect.stringMatching(/^\/assets\/live\.js\?v=/), expect.stringMatching(/^\/assets\/page\.css\?v=/)]);
+    expect(html).not.toMatch(/https?:\/\//);
+  });
 });

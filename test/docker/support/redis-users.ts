@@ -26,6 +26,9 @@ const result = {
   keys: await attempt(redis.keys('*')),
   writeOtherKey: await attempt(redis.set('someone:else', '1')),
   deleteCount: await attempt(redis.del(key)),
+  addToBreakdown: await attempt(redis.hincrby(key + ':replicas', 'probe', 0)),
+  deleteBreakdown: await attempt(redis.del(key + ':replicas')),
+  heartbeat: await attempt(redis.zadd(key + ':live', 0, 'probe')),
   scriptOnOtherKey: await attempt(redis.eval("return redis.call('SET', KEYS[1], 1)", 1, 'someone:else')),
   files: {
     web: readable('/run/secrets/redis-web/password'),
@@ -45,6 +48,9 @@ export interface Probe {
   keys: string;
   writeOtherKey: string;
   deleteCount: string;
+  addToBreakdown: string;
+  deleteBreakdown: string;
+  heartbeat: string;
   scriptOnOtherKey: string;
   files: { web: string; admin: string; operator: string };
 }
