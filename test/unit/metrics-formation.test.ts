@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
 import { defaultPrometheusPort, PROMETHEUS_TEMPLATE, renderPrometheusConfig, RULES_GLOB, webTargetsFileOf, writeWebTargets } from '../../formation/monitoring.js';
+import { composeEnv, monitoringUrlsNote } from '../../formation/docker-commands.js';
 import { findExecutable } from '../../formation/prerequisites.js';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'headcount-monitoring-unit-'));
@@ -66,5 +67,13 @@ describe('the local formation\'s Prometheus (formation/monitoring.ts)', () => {
 
   test('When LB_PORT is the default or another, then Prometheus\'s default port is 9090 or as far from that LB_PORT', () => {
     expect([defaultPrometheusPort(8080), defaultPrometheusPort(8081), defaultPrometheusPort(65_000)]).toEqual([9090, 9091, 63_990]);
+  });
+
+  test('When MONITORING=1 in docker mode, then every compose command gets the monitoring profile and the ready line names Prometheus and Grafana', () => {
+    expect(composeEnv({ LB_PORT: 8080, MONITORING: true }, {}).COMPOSE_PROFILES).toBe('monitoring');
+    expect(composeEnv({ LB_PORT: 8080, MONITORING: true }, { COMPOSE_PROFILES: 'admin' }).COMPOSE_PROFILES).toBe('admin,monitoring');
+    expect(composeEnv({ LB_PORT: 8080, MONITORING: false }, {}).COMPOSE_PROFILES).toBeUndefined();
+    expect(monitoringUrlsNote({ MONITORING: true }, {})).toBe(' Prometheus: http://127.0.0.1:9090, Grafana: http://127.0.0.1:3000.');
+    expect(monitoringUrlsNote({ MONITORING: false }, {})).toBe('');
   });
 });
