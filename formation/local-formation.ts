@@ -204,10 +204,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
       (targetsWritten = targetsWritten.then(() =>
         writeWebTargets(webTargetsFile, [...scraped].map(([metricsPort, replica]) => ({ replica, metricsPort })).sort((a, b) => a.replica.localeCompare(b.replica))),
       ));
-    // METRICS_PORT=off in replicaEnv (a benchmark's baseline): no listener, nothing to scrape.
-    const metricsOff = options.replicaEnv?.METRICS_PORT === 'off';
     const scrape = (replica: ReplicaProcess, on: boolean) => {
-      if (metricsOff) return publishTargets();
       if (on) scraped.set(replica.metricsPort, replica.id);
       else scraped.delete(replica.metricsPort);
       return publishTargets();
@@ -233,7 +230,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
             NODE_ENV: 'production',
             HOST: '127.0.0.1',
             PORT: String(port),
-            METRICS_PORT: metricsOff ? 'off' : String(metricsPort),
+            METRICS_PORT: String(metricsPort),
             REPLICA_ID: id,
             REDIS_URL: webRedisUrl,
             ...(release ? { RELEASE_ID: release.id } : {}),

@@ -141,9 +141,10 @@ export function createMetrics({ release, replica, liveStreams = () => 0 }: Metri
  * first attempt gave up on it (a 503 after REDIS_COMMAND_TIMEOUT_MS) and did
  * not count it, so each number counts once, unless that replica answered only
  * after nginx had stopped waiting for it (proxy_read_timeout): see docs/metrics.md.
- * Every other method of the store passes through as it is.
+ * Every other method of the store passes through as it is (untimed: a
+ * method the live page's tick uses can be timed as `live` with timeRedis).
  */
-export function instrumentStore(store: CounterStore, metrics: Metrics): CounterStore {
+export function instrumentStore<S extends CounterStore>(store: S, metrics: Metrics): S {
   return {
     ...store,
     async countVisit(requestId) {

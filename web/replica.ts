@@ -6,7 +6,7 @@ import type { Config } from './config.js';
 import { createCounterStore, type CounterStore } from './counter-store.js';
 import { createLifecycle } from './lifecycle.js';
 import { createLogger } from './logger.js';
-import { createMetrics, instrumentStore } from './metrics.js';
+import { createMetrics, instrumentStore, type Metrics } from './metrics.js';
 import { createMetricsServer, listenMetrics } from './metrics-server.js';
 import { createRedisClient } from './redis-client.js';
 import { registerShutdown } from './shutdown.js';
@@ -19,6 +19,8 @@ export interface Replica {
   port: number;
   /** The metrics listener's port; undefined when METRICS_PORT=off. */
   metricsPort: number | undefined;
+  /** Its registry and timers (timeRedis('live', ...) for the live page's tick); undefined when METRICS_PORT=off. */
+  metrics: Metrics | undefined;
   shutdown: (signal: string) => Promise<void>;
 }
 
@@ -125,7 +127,7 @@ export async function startReplica(config: Config, createStore: StoreFactory = c
       logger.info({ host: config.HOST, port }, 'closed its own port');
     });
   }
-  return { server, redis, logger, port, metricsPort, shutdown };
+  return { server, redis, logger, port, metricsPort, metrics, shutdown };
 }
 
 const TAKEOVER_RETRY_MS = 10;
