@@ -2,6 +2,8 @@
 // on this machine, printed as ratios, with what limited each figure.
 //   DURATION (s per figure, default 10), CONNECTIONS (default 100)
 import { randomBytes } from 'node:crypto';
+import { openSync } from 'node:fs';
+import getPort from 'get-port';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import path from 'node:path';
@@ -13,6 +15,8 @@ import { integer, parseEnv } from '../web/env.js';
 import { requestKey } from '../web/counter-store.js';
 import { fire, latencyOf, requestsPerSecond, type CannonOptions } from './cannon.js';
 import { measureCpu, withChildren } from './cpu.js';
+import { Service } from '../formation/supervisor.js';
+import { httpOk, waitFor } from '../formation/wait.js';
 import { machine, RESULTS_DIR } from './report.js';
 import { newTable } from './terminal.js';
 import { withThrowawayFormation } from './throwaway-formation.js';
@@ -23,6 +27,7 @@ const BARE = [process.execPath, fromRoot('dist/loadtest/bare-replica.js')];
 interface Figure {
   name: string;
   requestsPerSecond: number;
+  requests: number;
   latency: ReturnType<typeof latencyOf>;
   errors: number;
   non2xx: number;
@@ -36,6 +41,72 @@ interface Figure {
 
 const figures: Figure[] = [];
 let recordBytes = Number.NaN;
+
+interface MetricsCost {
+  /** Replica CPU µs per visit, and visits per second, each variant summed over its rounds. */
+  on: { cpuUsPerVisit: number; requestsPerSecond: number; p99: number };
+  off: { cpuUsPerVisit: number; requestsPerSecond: number; p99: number };
+  rounds: number;
+}
+let metricsCost: MetricsCost | undefined;
+
+/**
+ * What metrics cost a visit: two replicas of this build on the formation's
+ * Redis, one with metrics (METRICS_PORT=0) and one without (METRICS_PORT=off:
+ * no registry, no request hook, no timed store), each loaded directly in
+ * turn, A B A B ..., so drift on a shared machine falls on both alike. The
+ * figure is each replica's own CPU per visit. Nothing scrapes them: this is
+ * the hot path's cost; a scrape is a separate cost per scrape interval.
+ */
+async function measureMetricsCost(f: LocalFormation): Promise<MetricsCost> {
+  const start = async (name: string, metricsPort: string) => {
+    const port = await getPort({ host: '127.0.0.1' });
+    const service = new Service(
+      {
+        name,
+        command: process.execPath,
+        args: [fromRoot('dist/web/server.js')],
+        env: { NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), METRICS_PORT: metricsPort, REPLICA_ID: name, REDIS_URL: f.webRedisUrl },
+        // Both log every request, as a replica does, to where it costs least:
+        // the logging is the same on both sides, and not what is measured.
+        logFd: openSync('/dev/null', 'w'),
+      },
+      () => {},
+    );
+    service.start();
+    await waitFor(`${name} ready`, () => httpOk(`http://127.0.0.1:${port}/readyz`), 20_000);
+    return { service, url: `http://127.0.0.1:${port}` };
+  };
+  const variants = { on: await start('bench-metrics-on', '0'), off: await start('bench-metrics-off', 'off') };
+  try {
+    const exactlyOnce = (url: string): CannonOptions => ({ ...visit(url, { ...json, 'x-request-id': '[<id>]' }), idReplacement: true, connections: options.CONNECTIONS, timeout: 10 });
+    const load = (url: string, duration: number): CannonOptions => ({ ...exactlyOnce(url), duration });
+    for (const [name, v] of Object.entries(variants)) await fire({ ...exactlyOnce(v.url), amount: 5_000 }, `bench: warm-up ${name}`);
+    const totals = { on: { cpu: 0, requests: 0, seconds: 0, p99: [] as number[] }, off: { cpu: 0, requests: 0, seconds: 0, p99: [] as number[] } };
+    const rounds = 4;
+    const roundSeconds = Math.max(1, Math.round(options.DURATION / 2));
+    for (let round = 0; round < rounds; round++) {
+      // Alternating which goes first, too.
+      const order = round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const);
+      for (const name of order) {
+        const v = variants[name];
+        const { value: result, cpu } = await measureCpu({ replica: [v.service.pid!] }, () => fire(load(v.url, roundSeconds), `bench: metrics ${name}, round ${round + 1} of ${rounds}`));
+        totals[name].cpu += cpu.replica!;
+        totals[name].requests += result.requests.total;
+        totals[name].seconds += result.duration;
+        totals[name].p99.push(latencyOf(result).p99);
+      }
+    }
+    const summary = (t: (typeof totals)['on']) => ({
+      cpuUsPerVisit: (t.cpu * 1e6) / Math.max(t.requests, 1),
+      requestsPerSecond: t.requests / Math.max(t.seconds, 0.001),
+      p99: Math.max(...t.p99),
+    });
+    return { on: summary(totals.on), off: summary(totals.off), rounds };
+  } finally {
+    await Promise.all(Object.values(variants).map((v) => v.service.stop()));
+  }
+}
 
 const withFormation = <T>(replicas: number, replicaCommand: readonly string[] | undefined, use: (f: LocalFormation) => Promise<T>) =>
   withThrowawayFormation({ purpose: 'bench', replicas, replicaCommand }, use);
@@ -65,6 +136,7 @@ async function measure(name: string, formation: LocalFormation, cannon: CannonOp
   const figure: Figure = {
     name,
     requestsPerSecond: requestsPerSecond(result),
+    requests: result.requests.total,
     latency: latencyOf(result),
     errors: result.errors,
     non2xx: result.non2xx,
@@ -135,6 +207,9 @@ async function idempotencyRecordBytes(formation: LocalFormation, counterKey: str
 const json = { accept: 'application/json' };
 const visit = (url: string, headers: Record<string, string> = json): CannonOptions => ({ url, headers });
 
+await withFormation(1, undefined, async (f) => {
+  metricsCost = await measureMetricsCost(f);
+});
 await withFormation(4, undefined, async (f) => {
   await warmUp(f, f.lbUrl);
   await measure('nginx alone: static 200 (the ceiling)', f, visit(`${f.lbUrl}/lb-healthz`, {}));
@@ -177,7 +252,9 @@ const ratios = [
   ['4 replicas via nginx / nginx static 200 (ceiling)', ratio('4 replicas via nginx', 'nginx alone: static 200 (the ceiling)')],
   ['4 replicas / bare node:http formation (target >= 0.60)', target60],
   ['Express replica / bare node:http replica (1 direct)', ratio('1 replica direct, exactly-once', 'bare node:http, plain INCR: 1 replica direct')],
+  ['metrics on / off: visits per second (1 replica direct)', metricsCost!.on.requestsPerSecond / metricsCost!.off.requestsPerSecond],
 ] as const;
+const metricsCostUs = metricsCost!.on.cpuUsPerVisit - metricsCost!.off.cpuUsPerVisit;
 const ratioTable = newTable(['ratio', 'value']);
 for (const [label, value] of ratios) ratioTable.push([label, value.toFixed(2)]);
 
@@ -189,10 +266,13 @@ process.stdout.write(
     `${table.toString()}\n${ratioTable.toString()}\n` +
     `target: 4-replica formation >= 60% of the bare node:http formation: ${(target60 * 100).toFixed(0)}% ${target60 >= 0.6 ? 'MET' : 'NOT MET'}\n` +
     `target: p99 < 10 ms at half of peak: ${halfPeakP99} ms ${halfPeakP99 < 10 ? 'MET' : 'NOT MET'}\n` +
+    `metrics: replica CPU per visit ${metricsCost!.on.cpuUsPerVisit.toFixed(1)} µs on, ${metricsCost!.off.cpuUsPerVisit.toFixed(1)} µs off (METRICS_PORT=off): ` +
+    `${metricsCostUs.toFixed(1)} µs per visit (${((metricsCostUs / metricsCost!.off.cpuUsPerVisit) * 100).toFixed(1)}%), ` +
+    `${metricsCost!.rounds} alternating rounds each; p99 ${metricsCost!.on.p99} ms on, ${metricsCost!.off.p99} ms off\n` +
     `idempotency record: ${recordBytes.toFixed(0)} B in Redis; at 10 000 visits/s kept ${ttl} s: ` +
     `${((recordBytes * 10_000 * ttl) / 1e6).toFixed(0)} MB\n`,
 );
 await mkdir(RESULTS_DIR, { recursive: true });
 const file = path.join(RESULTS_DIR, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-await writeFile(file, `${JSON.stringify({ machine: m, options, figures, ratios: Object.fromEntries(ratios), idempotencyRecordBytes: recordBytes }, null, 2)}\n`);
+await writeFile(file, `${JSON.stringify({ machine: m, options, figures, ratios: Object.fromEntries(ratios), metricsCost, idempotencyRecordBytes: recordBytes }, null, 2)}\n`);
 process.stdout.write(`report: ${file}\n`);

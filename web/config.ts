@@ -72,6 +72,12 @@ const schema = z.object({
   // streams opened together do not all reconnect together; the browser
   // reconnects through nginx, so new replicas get their share of streams.
   LIVE_STREAM_MAX_SECONDS: integer(1, 3_600).default(300),
+  // The metrics listener (web/metrics-server.ts): GET /metrics only, for
+  // Prometheus, never proxied by nginx. 0 picks a free port (the ready line
+  // names it); `off` runs the replica without metrics (a benchmark's baseline).
+  METRICS_PORT: z
+    .union([z.literal('off'), integer(0, 65535)], { error: 'must be an integer from 0 to 65535, or off' })
+    .default(9464),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
