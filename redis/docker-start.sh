@@ -11,6 +11,8 @@
 #        /run/secrets/redis-web/password        web's, readable by uid 1000 (node)
 #        /run/secrets/redis-admin/password      admin's, readable by uid 1000 (node)
 #        /run/secrets/redis-admin/operator-password   `default`'s, root only
+#        /run/secrets/redis-exporter/password-map.json   the Redis exporter's
+#          (monitoring profile), readable by its image's user (59000)
 #   2. renders users.acl.template (the same file the local formation renders,
 #      formation/redis-acl.ts) into a tmpfs only the redis user can read;
 #   3. execs the image's entrypoint with redis-server and that ACL file.
@@ -18,7 +20,10 @@
 # Under Swarm (docker-compose.swarm.yml) the passwords are Swarm secrets:
 # REDIS_PASSWORD_FILE, REDIS_WEB_PASSWORD_FILE and REDIS_ADMIN_PASSWORD_FILE
 # name the files. Then step 1 only reads them: web and admin mount their own
-# secret, so nothing is generated and nothing is written to a volume.
+# secret, so nothing is generated and nothing is written to a volume. The
+# exporter's secret is optional there (REDIS_EXPORTER_PASSWORD_MAP_FILE, from
+# docker-compose.swarm.monitoring.yml): without it, its user gets a random
+# password nobody knows.
 #
 # POSIX sh and coreutils only: the official image has no more.
 set -eu
@@ -27,8 +32,15 @@ TEMPLATE=/usr/local/etc/headcount/users.acl.template
 ACL_DIR=/run/redis-acl
 WEB_DIR=/run/secrets/redis-web
 ADMIN_DIR=/run/secrets/redis-admin
+EXPORTER_DIR=/run/secrets/redis-exporter
 # The node image's `node` user, which runs the web replicas and the admin task.
 APP_GID=1000
+# The oliver006/redis_exporter image's user and group (its Dockerfile's USER).
+EXPORTER_GID=59000
+# The address the exporter scrapes (docker-compose.yml: --redis.addr). Its
+# --redis.password-file is not a bare password but a JSON map from that
+# address to the password; the key must match the address exactly.
+EXPORTER_ADDR=redis://redis:6379
 
 fail() {
   echo "redis start: $*" >&2
@@ -57,6 +69,12 @@ if [ -n "${REDIS_PASSWORD_FILE:-}${REDIS_WEB_PASSWORD_FILE:-}${REDIS_ADMIN_PASSW
     [ -n "$secret" ] && [ -s "$secret" ] || fail "${name}_FILE must name a non-empty file (set all three or none)"
     eval "$name=\$(cat \"\$secret\")"
   done
+  if [ -n "${REDIS_EXPORTER_PASSWORD_MAP_FILE:-}" ]; then
+    REDIS_EXPORTER_PASSWORD=$(sed -n 's|^{"'"$EXPORTER_ADDR"'": *"\([^"]*\)"}$|\1|p' "$REDIS_EXPORTER_PASSWORD_MAP_FILE")
+    [ -n "$REDIS_EXPORTER_PASSWORD" ] || fail "REDIS_EXPORTER_PASSWORD_MAP_FILE must hold {\"$EXPORTER_ADDR\":\"<password>\"} (the value is not shown)"
+  else
+    REDIS_EXPORTER_PASSWORD=$(generate)
+  fi
 fi
 
 # ensure <file> <mode> <group> <variable name>: sets $password.
@@ -97,6 +115,12 @@ for dir in "$WEB_DIR" "$ADMIN_DIR"; do
   chown "0:$APP_GID" "$dir"
   chmod 0750 "$dir"
 done
+if [ -z "$from_secrets" ]; then
+  [ -d "$EXPORTER_DIR" ] || fail "$EXPORTER_DIR is missing (docker-compose.yml mounts a volume there)"
+  # Only root and the exporter's group may look inside.
+  chown "0:$EXPORTER_GID" "$EXPORTER_DIR"
+  chmod 0750 "$EXPORTER_DIR"
+fi
 
 ensure "$WEB_DIR/password" 0440 "$APP_GID" REDIS_WEB_PASSWORD
 web_password=$password
@@ -106,6 +130,16 @@ admin_password=$password
 # root), never for the app: the admin task's user cannot read it.
 ensure "$ADMIN_DIR/operator-password" 0400 0 REDIS_PASSWORD
 operator_password=$password
+# The exporter's password, kept for root beside the map it reads, so a restart
+# keeps it; the map is written anew at every start.
+ensure "$EXPORTER_DIR/password" 0400 0 REDIS_EXPORTER_PASSWORD
+exporter_password=$password
+if [ -z "$from_secrets" ]; then
+  printf '{"%s":"%s"}' "$EXPORTER_ADDR" "$exporter_password" >"$EXPORTER_DIR/password-map.json.new"
+  chown "0:$EXPORTER_GID" "$EXPORTER_DIR/password-map.json.new"
+  chmod 0440 "$EXPORTER_DIR/password-map.json.new"
+  mv -f "$EXPORTER_DIR/password-map.json.new" "$EXPORTER_DIR/password-map.json"
+fi
 
 # Redis's ACL file has no comments: drop the template's comment lines.
 mkdir -p "$ACL_DIR"
@@ -116,6 +150,7 @@ sed -e '/^#/d' \
   -e 's|${REDIS_PASSWORD}|'"$operator_password"'|g' \
   -e 's|${REDIS_WEB_PASSWORD}|'"$web_password"'|g' \
   -e 's|${REDIS_ADMIN_PASSWORD}|'"$admin_password"'|g' \
+  -e 's|${REDIS_EXPORTER_PASSWORD}|'"$exporter_password"'|g' \
   "$TEMPLATE" >"$ACL_DIR/users.acl"
 if grep -q '\${' "$ACL_DIR/users.acl"; then fail "$TEMPLATE names a variable this script does not set"; fi
 chown redis:redis "$ACL_DIR/users.acl"

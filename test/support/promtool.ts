@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fromRoot } from '../../formation/paths.js';
@@ -33,7 +33,7 @@ export function promtool(args: string[], cwd = fromRoot()): PromtoolResult {
 export function withCopyOf<T>(folder: string, edit: (dir: string) => T): T {
   const dir = mkdtempSync(path.join(tmpdir(), 'headcount-promtool-'));
   try {
-    for (const file of readdirSync(fromRoot(folder))) copyFileSync(fromRoot(folder, file), path.join(dir, file));
+    cpSync(fromRoot(folder), dir, { recursive: true });
     return edit(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
