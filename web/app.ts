@@ -2,6 +2,7 @@ import express, { type Request, type Response } from 'express';
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { StoreRefusedError, StoreUnavailableError, type CounterStore } from './counter-store.js';
+import type { Metrics } from './metrics.js';
 import { createErrorHandler, methodNotAllowed, notFound } from './error-handler.js';
 import { closeConnectionsWhenDraining, type Lifecycle } from './lifecycle.js';
 import { createPage } from './page.js';
@@ -17,6 +18,8 @@ export interface AppDeps {
   lifecycle: Lifecycle;
   /** Counted per request for the local supervisor's traffic line (web/supervisor-channel.ts). */
   stats?: RequestStats;
+  /** Requests by route and status, and their duration (web/metrics.ts); none when METRICS_PORT=off. */
+  metrics?: Metrics;
 }
 
 // Nginx's $request_id is 32 hex digits; direct callers may send a UUID.
@@ -53,7 +56,7 @@ function reply(res: ServerResponse, contentType: string, body: string) {
 }
 
 /** Builds the Express app. It never listens: web/server.ts does (and tests may). */
-export function createApp({ store, replicaId, release = 'dev', logger, lifecycle, stats }: AppDeps) {
+export function createApp({ store, replicaId, release = 'dev', logger, lifecycle, stats, metrics }: AppDeps) {
   const app = express();
   app.disable('x-powered-by');
   // Every counting response is unique: an ETag would only cost a hash.
@@ -61,7 +64,7 @@ export function createApp({ store, replicaId, release = 'dev', logger, lifecycle
   // No route reads a query string: don't parse one on every request.
   app.set('query parser', false);
 
-  app.use(createRequestLog(logger, replicaId, stats, release));
+  app.use(createRequestLog(logger, replicaId, stats, release, metrics));
   app.use(closeConnectionsWhenDraining(lifecycle));
 
   const replicaJson = JSON.stringify(replicaId);

@@ -68,6 +68,12 @@ const schema = z.object({
   // DNS at once, and nginx keeps an answer for its resolver's `valid` time):
   // until they re-resolve, new connections must still find it listening.
   SHUTDOWN_DELAY_MS: integer(0, 60_000).default(0),
+  // The metrics listener (web/metrics-server.ts): GET /metrics only, for
+  // Prometheus, never proxied by nginx. 0 picks a free port (the ready line
+  // names it); `off` runs the replica without metrics (a benchmark's baseline).
+  METRICS_PORT: z
+    .union([z.literal('off'), integer(0, 65535)], { error: 'must be an integer from 0 to 65535, or off' })
+    .default(9464),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -6,6 +6,8 @@ import type { Config } from './config.js';
 import { createCounterStore, type CounterStore } from './counter-store.js';
 import { createLifecycle } from './lifecycle.js';
 import { createLogger } from './logger.js';
+import { createMetrics, instrumentStore } from './metrics.js';
+import { createMetricsServer, listenMetrics } from './metrics-server.js';
 import { createRedisClient } from './redis-client.js';
 import { registerShutdown } from './shutdown.js';
 import { connectSupervisorChannel, type RequestStats } from './supervisor-channel.js';
@@ -15,6 +17,8 @@ export interface Replica {
   redis: Redis;
   logger: Logger;
   port: number;
+  /** The metrics listener's port; undefined when METRICS_PORT=off. */
+  metricsPort: number | undefined;
   shutdown: (signal: string) => Promise<void>;
 }
 
@@ -37,8 +41,14 @@ function redisReady(redis: Redis, timeoutMs: number): Promise<boolean> {
   });
 }
 
-/** Builds one replica from validated config, binds its port and registers graceful shutdown. */
-export async function startReplica(config: Config, createStore: StoreFactory = createCounterStore): Promise<Replica> {
+/** What the replica's parts other than the store feed into it. */
+export interface ReplicaParts {
+  /** Live-page streams open now (the live module's openStreams()), for headcount_live_streams. */
+  liveStreams?: () => number;
+}
+
+/** Builds one replica from validated config, binds its ports and registers graceful shutdown. */
+export async function startReplica(config: Config, createStore: StoreFactory = createCounterStore, parts: ReplicaParts = {}): Promise<Replica> {
   const logger = createLogger(config);
   const redis = createRedisClient(
     {
@@ -51,7 +61,11 @@ export async function startReplica(config: Config, createStore: StoreFactory = c
   const stats: RequestStats = { requests: 0, non2xx: 0 };
   connectSupervisorChannel(redis, stats);
   const lifecycle = createLifecycle();
-  const app = createApp({ store: createStore(redis, config), replicaId: config.REPLICA_ID, release: config.RELEASE_ID, logger, lifecycle, stats });
+  const metrics = config.METRICS_PORT === 'off' ? undefined : createMetrics({ release: config.RELEASE_ID, replica: config.REPLICA_ID, liveStreams: parts.liveStreams });
+  const rawStore = createStore(redis, config);
+  const store = metrics ? instrumentStore(rawStore, metrics) : rawStore;
+  const app = createApp({ store, replicaId: config.REPLICA_ID, release: config.RELEASE_ID, logger, lifecycle, stats, metrics });
+  const metricsServer = metrics && createMetricsServer(metrics.registry, logger);
 
   const newServer = () => {
     const created = createServer(app);
@@ -69,7 +83,10 @@ export async function startReplica(config: Config, createStore: StoreFactory = c
   // listen anyway after a few seconds, and answer 503 until it returns.
   if (!(await redisReady(redis, 5_000))) logger.warn('redis not ready after 5 s; listening anyway');
 
+  // Metrics first: a replica in nginx's rotation is one Prometheus can see.
+  let metricsPort: number | undefined;
   try {
+    if (metricsServer) metricsPort = await listenMetrics(metricsServer, config.METRICS_PORT as number, config.HOST);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.PORT, config.HOST, () => {
@@ -78,15 +95,25 @@ export async function startReplica(config: Config, createStore: StoreFactory = c
       });
     });
   } catch (error) {
+    metricsServer?.close();
     redis.disconnect();
     throw error;
   }
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
-  logger.info({ host: config.HOST, port }, 'listening');
+  logger.info({ host: config.HOST, port, metricsPort: metricsPort ?? 'off' }, 'listening');
 
   const moreServers: Server[] = [];
-  const shutdown = registerShutdown({ server, moreServers, redis, logger, lifecycle, graceMs: config.SHUTDOWN_GRACE_MS, delayMs: config.SHUTDOWN_DELAY_MS });
+  const shutdown = registerShutdown({
+    server,
+    moreServers,
+    metricsServer,
+    redis,
+    logger,
+    lifecycle,
+    graceMs: config.SHUTDOWN_GRACE_MS,
+    delayMs: config.SHUTDOWN_DELAY_MS,
+  });
   if (config.TAKEOVER_PORT !== undefined) {
     // Once the replica holds the port nginx knows, its own port has done its
     // job (the formation checked readiness and the release there) and nothing
@@ -98,7 +125,7 @@ export async function startReplica(config: Config, createStore: StoreFactory = c
       logger.info({ host: config.HOST, port }, 'closed its own port');
     });
   }
-  return { server, redis, logger, port, shutdown };
+  return { server, redis, logger, port, metricsPort, shutdown };
 }
 
 const TAKEOVER_RETRY_MS = 10;

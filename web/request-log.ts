@@ -1,5 +1,6 @@
 import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
+import type { Metrics } from './metrics.js';
 import type { RequestStats } from './supervisor-channel.js';
 
 /**
@@ -10,12 +11,16 @@ import type { RequestStats } from './supervisor-channel.js';
  * the replica's. (pino-http logs the whole request and response; this is the
  * part we read, for less.)
  */
-export function createRequestLog(logger: Logger, replicaId: string, stats?: RequestStats, release = 'dev'): RequestHandler {
+export function createRequestLog(logger: Logger, replicaId: string, stats?: RequestStats, release = 'dev', metrics?: Metrics): RequestHandler {
   return (req, res, next) => {
     const started = performance.now();
     res.setHeader('X-Replica', replicaId);
     res.setHeader('X-Release', release);
     res.once('close', () => {
+      const ms = performance.now() - started;
+      // By route, not URL: Express's route path ('/', '/api/visits'), or
+      // `other` when none matched (a 404), so the series stay few.
+      metrics?.observeRequest(req.method, req.route?.path, res.statusCode, ms / 1_000);
       // Probes (the supervisor's, nginx's, Docker's) are not traffic.
       if (stats && req.url !== '/readyz' && req.url !== '/healthz') {
         stats.requests += 1;
@@ -27,7 +32,7 @@ export function createRequestLog(logger: Logger, replicaId: string, stats?: Requ
           method: req.method,
           url: req.originalUrl,
           status: res.statusCode,
-          ms: Math.round((performance.now() - started) * 100) / 100,
+          ms: Math.round(ms * 100) / 100,
           ...(res.writableFinished ? {} : { aborted: true }),
         },
         'request',

@@ -8,6 +8,8 @@ export interface ShutdownDeps {
   server: Server;
   /** Further listeners of the same app (TAKEOVER_PORT), closed the same way; read at shutdown. */
   moreServers?: readonly Server[];
+  /** The metrics listener: closed last, after the app's listeners drained, so the drain itself can be scraped. */
+  metricsServer?: Server;
   redis: Redis;
   logger: Logger;
   lifecycle: Lifecycle;
@@ -22,7 +24,7 @@ export interface ShutdownDeps {
  * flight, let go of Redis and exit 0, all within the grace period; a timer
  * forces exit 1 if something hangs.
  */
-export function registerShutdown({ server, moreServers = [], redis, logger, lifecycle, graceMs, delayMs = 0, exit = process.exit }: ShutdownDeps) {
+export function registerShutdown({ server, moreServers = [], metricsServer, redis, logger, lifecycle, graceMs, delayMs = 0, exit = process.exit }: ShutdownDeps) {
   let started = false;
 
   const shutdown = async (signal: string) => {
@@ -50,6 +52,13 @@ export function registerShutdown({ server, moreServers = [], redis, logger, life
     const sweep = setInterval(() => servers.forEach((s) => s.closeIdleConnections()), 50);
     await closed;
     clearInterval(sweep);
+    // A scrape takes milliseconds: whatever is open now ends with its answer,
+    // and Prometheus's idle keep-alive connection at once.
+    if (metricsServer) {
+      const metricsClosed = new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      metricsServer.closeIdleConnections();
+      await metricsClosed;
+    }
 
     // QUIT waits for replies to commands already sent; a dead Redis rejects at once.
     await redis.quit().catch(() => redis.disconnect());

@@ -253,7 +253,7 @@ describe('build, release, run in local mode', () => {
       replica = spawn(process.execPath, ['dist/web/server.js'], {
         cwd: elsewhere,
         stdio: 'ignore',
-        env: { NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), REDIS_URL: formationState().redisUrl, RELEASE_ID: first },
+        env: { NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), METRICS_PORT: '0', REDIS_URL: formationState().redisUrl, RELEASE_ID: first },
       });
       await waitFor('the copied artifact ready', () => httpOk(`http://127.0.0.1:${port}/readyz`), 20_000);
       const health = await fetch(`http://127.0.0.1:${port}/healthz`);

@@ -21,7 +21,8 @@ export interface ReplicaProcess {
 export async function spawnReplica(env: Record<string, string>): Promise<ReplicaProcess> {
   const port = env.PORT ? Number(env.PORT) : await getPort({ host: '127.0.0.1' });
   const child = spawn(process.execPath, ['dist/web/server.js'], {
-    env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), REPLICA_ID: 'web-t', ...env },
+    // METRICS_PORT 0: replicas of parallel tests must not meet on the default 9464.
+    env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), REPLICA_ID: 'web-t', METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stdout: string[] = [];
