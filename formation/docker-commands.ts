@@ -36,10 +36,17 @@ export function composeArgv(options: Pick<FormationOptions, 'LB_PORT'>, env: Env
 }
 
 /** The environment every docker command of the formation runs with: the caller's, with the formation's LB_PORT. */
-export const composeEnv = (options: Pick<FormationOptions, 'LB_PORT'>, env: Env = process.env): NodeJS.ProcessEnv => ({
+export const composeEnv = (options: Pick<FormationOptions, 'LB_PORT'> & Partial<Pick<FormationOptions, 'MONITORING'>>, env: Env = process.env): NodeJS.ProcessEnv => ({
   ...env,
   LB_PORT: String(options.LB_PORT),
+  // MONITORING=1: the `monitoring` profile (Prometheus, exporters, Grafana) in
+  // every compose command of the formation, so `make stop` stops it too.
+  ...(options.MONITORING ? { COMPOSE_PROFILES: [env.COMPOSE_PROFILES, 'monitoring'].filter(Boolean).join(',') } : {}),
 });
+
+/** ` Prometheus: ..., Grafana: ....` for the ready line when the monitoring profile runs (docker-compose.yml publishes both on 127.0.0.1). */
+export const monitoringUrlsNote = (options: Partial<Pick<FormationOptions, 'MONITORING' | 'PROMETHEUS_PORT'>>, env: Env = process.env) =>
+  options.MONITORING ? ` Prometheus: http://127.0.0.1:${options.PROMETHEUS_PORT ?? 9090}, Grafana: http://127.0.0.1:${env.GRAFANA_PORT || 3000}.` : '';
 
 function compose(options: FormationOptions, args: readonly string[], extraEnv: Record<string, string> = {}): number {
   const argv = [...composeArgv(options), ...args];

@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { composeArgv, composeEnv, projectName, scaleArgs, upBuild } from './docker-commands.js';
+import { composeArgv, composeEnv, monitoringUrlsNote, projectName, scaleArgs, upBuild } from './docker-commands.js';
 import type { FormationOptions } from './options.js';
 import { ROOT } from './paths.js';
 
@@ -56,7 +56,7 @@ export async function upDocker(options: FormationOptions, env: NodeJS.ProcessEnv
         onSignal('SIGTERM');
       });
       say(
-        `headcount is ready: http://localhost:${options.LB_PORT} (${runningReplicas(options, spawnOptions.env)} replicas). ` +
+        `headcount is ready: http://localhost:${options.LB_PORT} (${runningReplicas(options, spawnOptions.env)} replicas).${monitoringUrlsNote(options, env)} ` +
           `Ctrl-C stops it; make logs${options.LB_PORT === 8080 ? '' : ` LB_PORT=${options.LB_PORT}`} shows every line.`,
       );
       await stopWanted;

@@ -11,7 +11,8 @@ import { releasesDirOf } from './release-commands.js';
 import { followLogs } from './log-files.js';
 import type { FormationOptions } from './options.js';
 import { fromRoot } from './paths.js';
-import { ensurePrerequisites } from './prerequisites.js';
+import { defaultPrometheusPort } from './monitoring.js';
+import { ensurePrerequisites, FORMATION_PROGRAMS, MONITORING_PROGRAMS } from './prerequisites.js';
 import { waitFor } from './wait.js';
 import {
   isOurSupervisor,
@@ -44,9 +45,10 @@ function snapshot(formation: LocalFormation, logDir: string): FormationState {
     lbUrl: formation.lbUrl,
     redisUrl: formation.redisUrl,
     adminRedisUrl: formation.adminRedisUrl,
-    replicas: formation.replicas.map((r) => ({ id: r.id, port: r.port, pid: r.service.pid, release: r.release })),
+    replicas: formation.replicas.map((r) => ({ id: r.id, port: r.port, metricsPort: r.metricsPort, pid: r.service.pid, release: r.release })),
+    ...(formation.prometheusUrl ? { prometheusUrl: formation.prometheusUrl } : {}),
     processes: Object.fromEntries(
-      [formation.redis, ...formation.replicas.map((r) => r.service), formation.nginx].flatMap((service) =>
+      [formation.redis, ...formation.replicas.map((r) => r.service), formation.nginx, ...formation.monitoring].flatMap((service) =>
         service ? [[service.spec.name, service.pid]] : [],
       ),
     ),
@@ -57,7 +59,19 @@ function snapshot(formation: LocalFormation, logDir: string): FormationState {
   };
 }
 
-/** True (after saying why) when the load balancer's port is taken: by a formation of ours, or by another program. */
+/** Why `port` cannot be bound on `host` right now, or undefined when it can. */
+async function bindError(port: number, host: string): Promise<NodeJS.ErrnoException | undefined> {
+  const probe = createServer();
+  return new Promise((resolve) => {
+    probe.once('error', resolve);
+    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve(undefined)));
+  });
+}
+
+/** Prometheus's port with MONITORING=1: PROMETHEUS_PORT, or one derived from LB_PORT. */
+const prometheusPortOf = (options: FormationOptions) => options.PROMETHEUS_PORT ?? defaultPrometheusPort(options.LB_PORT);
+
+/** True (after saying why) when the load balancer's port (or Prometheus's) is taken: by a formation of ours, or by another program. */
 async function portTaken(options: FormationOptions): Promise<boolean> {
   if (readLiveState(options.LB_PORT)) {
     say(`a local formation already runs on port ${options.LB_PORT}; stop it with: ${makeCommand('stop', options.LB_PORT)}`);
@@ -65,16 +79,26 @@ async function portTaken(options: FormationOptions): Promise<boolean> {
   }
   // nginx listens on every address (lb/nginx.conf.template): try the same bind
   // now, rather than let nginx fail and be restarted until the start times out.
-  const probe = createServer();
-  const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
-    probe.once('error', resolve);
-    probe.listen({ port: options.LB_PORT, host: '0.0.0.0', exclusive: true }, () => probe.close(() => resolve(undefined)));
-  });
-  if (!error) return false;
-  const why = error.code === 'EADDRINUSE' ? 'already in use by another program' : `not available (${error.code})`;
-  say(`port ${options.LB_PORT} is ${why}; see who holds it with: ss -ltnp 'sport = :${options.LB_PORT}', or choose another: make up LB_PORT=<port>`);
+  const error = await bindError(options.LB_PORT, '0.0.0.0');
+  if (error) {
+    const why = error.code === 'EADDRINUSE' ? 'already in use by another program' : `not available (${error.code})`;
+    say(`port ${options.LB_PORT} is ${why}; see who holds it with: ss -ltnp 'sport = :${options.LB_PORT}', or choose another: make up LB_PORT=<port>`);
+    return true;
+  }
+  if (!options.MONITORING) return false;
+  const prometheusPort = prometheusPortOf(options);
+  const prometheusError = await bindError(prometheusPort, '127.0.0.1');
+  if (!prometheusError) return false;
+  const why = prometheusError.code === 'EADDRINUSE' ? 'already in use' : `not available (${prometheusError.code})`;
+  say(`Prometheus's port ${prometheusPort} is ${why}; see who holds it with: ss -ltnp 'sport = :${prometheusPort}', or choose another: make up MONITORING=1 PROMETHEUS_PORT=<port>`);
   return true;
 }
+
+/** What the formation needs installed: MONITORING=1 adds Prometheus and the exporters. */
+const programsFor = (options: FormationOptions) => [...FORMATION_PROGRAMS, ...(options.MONITORING ? MONITORING_PROGRAMS : [])];
+
+/** ` Prometheus: http://127.0.0.1:9090.` when the formation runs one. */
+const prometheusNote = (url: string | undefined) => (url ? ` Prometheus: ${url}.` : '');
 
 /**
  * The run stage of a release (`make up RELEASE=id`, `make start RELEASE=id`):
@@ -112,7 +136,7 @@ const replicasNote = (count: number, release: string | undefined) => `(${count} 
  */
 export async function runLocal(options: FormationOptions, detached = false): Promise<number> {
   if (await portTaken(options)) return 1;
-  if (!ensurePrerequisites(say)) return 1;
+  if (!ensurePrerequisites(say, programsFor(options))) return 1;
   const { release, refused } = releaseToRun(options);
   if (refused) {
     say(refused);
@@ -140,6 +164,7 @@ export async function runLocal(options: FormationOptions, detached = false): Pro
       sink: foreground.sink,
       onReplicaMessage: foreground.onReplicaMessage,
       release,
+      monitoring: options.MONITORING ? { prometheusPort: prometheusPortOf(options) } : undefined,
     });
   } catch (error) {
     foreground.stop();
@@ -180,7 +205,7 @@ export async function runLocal(options: FormationOptions, detached = false): Pro
   if (signalled === undefined) {
     const url = `http://localhost:${formation.lbPort}`;
     const stop = detached ? `${makeCommand('stop', options.LB_PORT)} stops it` : 'Ctrl-C stops it';
-    print(`headcount is ready: ${url} ${replicasNote(options.REPLICAS, release?.id)}. ${stop}; ${makeCommand('logs', options.LB_PORT)} shows every line.`);
+    print(`headcount is ready: ${url} ${replicasNote(options.REPLICAS, release?.id)}.${prometheusNote(formation.prometheusUrl)} ${stop}; ${makeCommand('logs', options.LB_PORT)} shows every line.`);
     if (notice) print(notice);
   }
   const signal = await stopRequested;
@@ -198,7 +223,7 @@ export async function runLocal(options: FormationOptions, detached = false): Pro
 /** `make start`: the same formation, detached; returns once it serves traffic. */
 export async function startLocal(options: FormationOptions): Promise<number> {
   if (await portTaken(options)) return 1;
-  if (!ensurePrerequisites(say)) return 1;
+  if (!ensurePrerequisites(say, programsFor(options))) return 1;
   // Checked here too, so a wrong RELEASE is one line on the terminal, not a failed start in the log.
   const { refused } = releaseToRun(options);
   if (refused) {
@@ -227,7 +252,7 @@ export async function startLocal(options: FormationOptions): Promise<number> {
   }
   const state = readLiveState(options.LB_PORT)!;
   print(
-    `headcount is ready: http://localhost:${state.lbPort} ${replicasNote(state.replicas.length, state.replicas[0]?.release)}. ` +
+    `headcount is ready: http://localhost:${state.lbPort} ${replicasNote(state.replicas.length, state.replicas[0]?.release)}.${prometheusNote(state.prometheusUrl)} ` +
       `${makeCommand('stop', options.LB_PORT)} stops it; ${makeCommand('logs', options.LB_PORT)} shows every line.`,
   );
   if (notice) print(notice);

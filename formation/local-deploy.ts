@@ -116,7 +116,7 @@ export async function runLocalDeploy(
         sink(replica.id, phase);
         progress.steps.push({ replica: replica.id, phase });
         const now = formation.replicas[i]!;
-        state.replicas[i] = { id: now.id, port: now.port, pid: now.service.pid, release: now.release };
+        state.replicas[i] = { id: now.id, port: now.port, metricsPort: now.metricsPort, pid: now.service.pid, release: now.release };
         state.processes[now.id] = now.service.pid;
         void save();
       });

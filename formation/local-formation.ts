@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { renderLocalNginxConfig, UPSTREAM_SERVER_PARAMS } from './nginx-config.js';
 import { credentialsFrom, redisUrlFor, writeAclFile } from './redis-acl.js';
 import { openLogFile } from './log-files.js';
+import { startMonitoring, webTargetsFileOf, writeWebTargets } from './monitoring.js';
 import { fromRoot, ROOT } from './paths.js';
 import { requireExecutable } from './prerequisites.js';
 import { Service, type LineSink } from './supervisor.js';
@@ -51,12 +52,16 @@ export interface LocalFormationOptions {
   lbEnv?: Readonly<Record<string, string>>;
   /** Run this release's artifact folder on every replica from the start (`make start RELEASE=id`), not this checkout's build. */
   release?: ReplicaRelease;
+  /** MONITORING=1: Prometheus on this port, and the nginx and Redis exporters (formation/monitoring.ts). */
+  monitoring?: { prometheusPort: number };
 }
 
 export interface ReplicaProcess {
   id: string;
   port: number;
   url: string;
+  /** Its METRICS_PORT: GET /metrics, for Prometheus. */
+  metricsPort: number;
   service: Service;
   /** The release it runs: RELEASE_ID, `dev` for this checkout's build. */
   release: string;
@@ -83,6 +88,14 @@ export interface LocalFormation {
   redis: Service | undefined;
   nginx: Service;
   replicas: ReplicaProcess[];
+  /** nginx's stub_status, on its internal-only listener (LB_STATUS_LISTEN). */
+  stubStatusUrl: string;
+  /** The headcount-web job's target list, kept current (formation/monitoring.ts). */
+  webTargetsFile: string;
+  /** Prometheus, when started with `monitoring`. */
+  prometheusUrl: string | undefined;
+  /** Prometheus and the exporters, when started with `monitoring`. */
+  monitoring: Service[];
   /** Re-reads the rendered config with no dropped requests (SIGHUP to the master). */
   reloadNginx(): Promise<void>;
   /**
@@ -144,6 +157,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
     let redisUrl = options.redisUrl;
     let webRedisUrl = options.redisUrl;
     let adminRedisUrl = options.redisUrl;
+    let exporterPassword: string | undefined;
     if (redisUrl === undefined) {
       const port = await getPort(internalPort);
       const dataDir = path.join(stateDir, 'redis');
@@ -172,13 +186,35 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
       redisUrl = redisUrlFor(port, 'default', credentials.operator);
       webRedisUrl = redisUrlFor(port, 'headcount-web', credentials.web);
       adminRedisUrl = redisUrlFor(port, 'headcount-admin', credentials.admin);
+      exporterPassword = credentials.exporter;
       await waitFor(`redis on port ${port}`, () => redisAnswers(redisUrl!), 10_000);
       if (announce) sink('redis', `ready on port ${port}`);
     }
 
     const replicaPorts = await Promise.all(Array.from({ length: count }, () => getPort(internalPort)));
+    const metricsPorts = await Promise.all(Array.from({ length: count }, () => getPort({ ...internalPort, exclude: [...internalPort.exclude, ...replicaPorts] })));
+    // What Prometheus scrapes (.run/lb-<port>/prometheus/targets/web.json):
+    // each replica from the moment it is ready until it leaves, by metrics
+    // port, so a deploy's new replica and the old one it replaces (the same
+    // name) are both listed while both run.
+    const webTargetsFile = webTargetsFileOf(stateDir);
+    const scraped = new Map<number, string>();
+    let targetsWritten = Promise.resolve();
+    const publishTargets = () =>
+      (targetsWritten = targetsWritten.then(() =>
+        writeWebTargets(webTargetsFile, [...scraped].map(([metricsPort, replica]) => ({ replica, metricsPort })).sort((a, b) => a.replica.localeCompare(b.replica))),
+      ));
+    // METRICS_PORT=off in replicaEnv (a benchmark's baseline): no listener, nothing to scrape.
+    const metricsOff = options.replicaEnv?.METRICS_PORT === 'off';
+    const scrape = (replica: ReplicaProcess, on: boolean) => {
+      if (metricsOff) return publishTargets();
+      if (on) scraped.set(replica.metricsPort, replica.id);
+      else scraped.delete(replica.metricsPort);
+      return publishTargets();
+    };
+    await publishTargets();
     /** One replica process: this checkout's build, or a release's artifact folder (a deploy). */
-    const makeReplica = (id: string, port: number, release = options.release, takeoverPort?: number): ReplicaProcess => {
+    const makeReplica = (id: string, port: number, metricsPort: number, release = options.release, takeoverPort?: number): ReplicaProcess => {
       const [command, ...args] = release ? [process.execPath, path.join(release.folder, 'dist/web/server.js')] : (options.replicaCommand ?? [process.execPath, REPLICA_ENTRY]);
       const service = new Service(
         {
@@ -197,6 +233,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
             NODE_ENV: 'production',
             HOST: '127.0.0.1',
             PORT: String(port),
+            METRICS_PORT: metricsOff ? 'off' : String(metricsPort),
             REPLICA_ID: id,
             REDIS_URL: webRedisUrl,
             ...(release ? { RELEASE_ID: release.id } : {}),
@@ -205,11 +242,12 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
         },
         sink,
       );
-      return { id, port, url: `http://127.0.0.1:${port}`, service, release: release?.id ?? initialRelease };
+      return { id, port, url: `http://127.0.0.1:${port}`, metricsPort, service, release: release?.id ?? initialRelease };
     };
-    const replicas = replicaPorts.map((port, i) => makeReplica(`web-${i + 1}`, port));
+    const replicas = replicaPorts.map((port, i) => makeReplica(`web-${i + 1}`, port, metricsPorts[i]!));
     const waitReady = async (replica: ReplicaProcess) => {
       await waitFor(`${replica.id} ready on port ${replica.port}`, () => httpOk(`${replica.url}/readyz`), 20_000);
+      await scrape(replica, true);
       if (announce) sink(replica.id, `ready on port ${replica.port}`);
     };
     for (const replica of replicas) {
@@ -219,10 +257,12 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
     await Promise.all(replicas.map(waitReady));
 
     const lbPort = options.lbPort || (await getPort({ host: '127.0.0.1' }));
+    const statusPort = await getPort({ host: '127.0.0.1', exclude: [lbPort, ...replicaPorts, ...metricsPorts] });
+    const stubStatusUrl = `http://127.0.0.1:${statusPort}/stub_status`;
     const runtimeDir = path.resolve(stateDir, 'nginx');
     await mkdir(runtimeDir, { recursive: true });
     const confPath = path.join(runtimeDir, 'nginx.conf');
-    await writeFile(confPath, await renderLocalNginxConfig({ lbPort, replicaPorts, runtimeDir, env: { ...process.env, ...options.lbEnv } }));
+    await writeFile(confPath, await renderLocalNginxConfig({ lbPort, replicaPorts, runtimeDir, statusPort, env: { ...process.env, ...options.lbEnv } }));
     const nginxArgs = ['-p', runtimeDir, '-c', confPath, '-e', 'stderr'];
     await checkNginxConfig(nginxBin, nginxArgs);
     const nginx = new Service(
@@ -246,6 +286,37 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
     await waitFor(`load balancer on port ${lbPort}`, async () => (await httpOk(`${lbUrl}/lb-healthz`)) && httpOk(`${lbUrl}/readyz`), 10_000);
     if (announce) sink('nginx', `ready on port ${lbPort}`);
 
+    const monitoring: Service[] = [];
+    let prometheusUrl: string | undefined;
+    if (options.monitoring) {
+      const taken = [lbPort, statusPort, options.monitoring.prometheusPort, ...replicaPorts, ...metricsPorts];
+      const nginxExporterPort = await getPort({ host: '127.0.0.1', exclude: taken });
+      const redisExporterPort = await getPort({ host: '127.0.0.1', exclude: [...taken, nginxExporterPort] });
+      // Our own Redis: the exporter's least-privilege user. An attached one
+      // (REDIS_URL): whoever its URL names, as for the replicas.
+      const attached = options.redisUrl === undefined ? undefined : new URL(options.redisUrl);
+      const redisTarget = new URL(redisUrl!);
+      prometheusUrl = await startMonitoring({
+        stateDir,
+        prometheusPort: options.monitoring.prometheusPort,
+        stubStatusUrl,
+        redis: {
+          address: `redis://${redisTarget.host}`,
+          user: attached ? decodeURIComponent(attached.username) || undefined : 'headcount-exporter',
+          password: attached ? decodeURIComponent(attached.password) || undefined : exporterPassword,
+        },
+        nginxExporterPort,
+        redisExporterPort,
+        sink,
+        outputOf,
+        announce,
+        onStarted: (service) => {
+          monitoring.push(service);
+          started.push(service);
+        },
+      });
+    }
+
     return {
       lbUrl,
       lbPort,
@@ -256,6 +327,10 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
       redis,
       nginx,
       replicas,
+      stubStatusUrl,
+      webTargetsFile,
+      prometheusUrl,
+      monitoring,
       async reloadNginx() {
         await checkNginxConfig(nginxBin, nginxArgs);
         nginx.signal('SIGHUP');
@@ -264,6 +339,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
         const replica = replicas[index];
         if (!replica) throw new Error(`no replica ${index}`);
         onPhase('draining');
+        await scrape(replica, false);
         await replica.service.stop();
         onPhase('stopped');
         replica.service.start();
@@ -279,8 +355,10 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
         // keep-alive connections, and a client sending on one as it closes
         // sees an error): the new replica starts on a port of its own, and
         // takes over the old one's port (TAKEOVER_PORT) once the old one lets go.
-        const own = await getPort({ ...internalPort, exclude: [...internalPort.exclude, ...replicas.map((r) => r.port)] });
-        const fresh = makeReplica(old.id, own, release, old.port);
+        const inUse = replicas.flatMap((r) => [r.port, r.metricsPort]);
+        const own = await getPort({ ...internalPort, exclude: [...internalPort.exclude, ...inUse] });
+        const ownMetrics = await getPort({ ...internalPort, exclude: [...internalPort.exclude, ...inUse, own] });
+        const fresh = makeReplica(old.id, own, ownMetrics, release, old.port);
         fresh.service.start();
         // Before nginx in the stop order, as every replica is: nginx stops first.
         started.splice(started.indexOf(nginx), 0, fresh.service);
@@ -291,6 +369,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
           const running = await releaseAt(own);
           if (running !== release.id) throw new Error(`the new ${old.id} on port ${own} says it runs ${running}, not ${release.id}`);
         } catch (error) {
+          await scrape(fresh, false);
           await fresh.service.stop();
           started.splice(started.indexOf(fresh.service), 1);
           throw error;
@@ -299,6 +378,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
         // The old one drains (readiness 503, listener closed, in-flight visits
         // finish); the new one binds the port within milliseconds, and what
         // nginx sent there meanwhile was refused and retried elsewhere.
+        await scrape(old, false);
         const stopped = old.service.stop();
         try {
           await waitFor(`${release.id} on port ${old.port}`, async () => (await releaseAt(old.port)) === release.id, old.service.spec.stopTimeoutMs ?? 15_000, 20);
@@ -306,6 +386,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
           // The new one never took the port (a release built before
           // TAKEOVER_PORT, or another program took it): the old one comes back.
           await stopped;
+          await scrape(fresh, false);
           await fresh.service.stop();
           started.splice(started.indexOf(fresh.service), 1);
           old.service.start();
@@ -328,6 +409,8 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
       },
       async stop() {
         await stopAll();
+        scraped.clear();
+        await publishTargets();
         process.off('exit', onExit);
         closeFds();
       },

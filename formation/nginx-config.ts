@@ -92,13 +92,15 @@ export interface LocalLbOptions {
   lbPort: number;
   replicaPorts: readonly number[];
   runtimeDir: string;
+  /** nginx's stub_status listener (LB_STATUS_LISTEN): a free port on 127.0.0.1, for the nginx exporter. */
+  statusPort: number;
   host?: string;
   /** Where LB_RATE_LIMIT, LB_RATE_BURST, ... come from. Default: this process's environment. */
   env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** The values the local formation substitutes: one `server` line per replica, no resolver. */
-export function localLbValues({ lbPort, replicaPorts, runtimeDir, host = '127.0.0.1', env = process.env }: LocalLbOptions) {
+export function localLbValues({ lbPort, replicaPorts, runtimeDir, statusPort, host = '127.0.0.1', env = process.env }: LocalLbOptions) {
   const lb = parseEnv(lbSchema, {
     LB_RATE_LIMIT: env.LB_RATE_LIMIT,
     LB_RATE_BURST: env.LB_RATE_BURST,
@@ -124,6 +126,8 @@ export function localLbValues({ lbPort, replicaPorts, runtimeDir, host = '127.0.
     LB_RATE_LIMIT: lb.LB_RATE_LIMIT,
     LB_RATE_BURST: String(lb.LB_RATE_BURST),
     LB_RATE_LIMIT_EXEMPT: exemptGeoLines(addressList(lb.LB_RATE_LIMIT_EXEMPT)),
+    // Loopback only: never reachable from another machine.
+    LB_STATUS_LISTEN: `127.0.0.1:${statusPort}`,
   };
 }
 

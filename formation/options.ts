@@ -24,6 +24,12 @@ const schema = z.object({
     .regex(/^[A-Za-z0-9.-]+(:\d+)?(\/[a-z0-9._\/-]+)?$/, { error: 'must be host[:port][/path], e.g. ghcr.io/owner or 10.0.0.1:5000' })
     .optional(),
   // `make deploy RELEASE=r3-1a2b3c4`; unset: the newest release.
+  // `make up MONITORING=1`: Prometheus and the nginx and Redis exporters beside
+  // the formation (local: Debian's packages; docker: the `monitoring` profile).
+  MONITORING: flag,
+  // Where Prometheus listens (127.0.0.1 only). Unset: LB_PORT + 1010 (9090
+  // beside the default 8080), so a second formation's has a port of its own.
+  PROMETHEUS_PORT: integer(1, 65535).optional(),
   RELEASE: z
     .string()
     .regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be a release id such as r3-1a2b3c4' })
@@ -32,7 +38,7 @@ const schema = z.object({
 
 export type FormationOptions = Readonly<z.infer<typeof schema>>;
 
-/** The formation's own knobs (make up/start/stop/logs/release/deploy): REPLICAS, LB_PORT, MODE, VERBOSE, LOG_MAX_BYTES, RELEASES_DIR, REGISTRY, RELEASE. */
+/** The formation's own knobs (make up/start/stop/logs/release/deploy): REPLICAS, LB_PORT, MODE, VERBOSE, LOG_MAX_BYTES, RELEASES_DIR, REGISTRY, RELEASE, MONITORING, PROMETHEUS_PORT. */
 export function loadFormationOptions(env: Readonly<Record<string, string | undefined>>): FormationOptions {
   return parseEnv(schema, env);
 }

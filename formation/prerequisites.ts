@@ -3,10 +3,19 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 
 /** Debian/Ubuntu packages that provide each program the local formation runs. */
-const PACKAGES: Record<string, string> = { 'redis-server': 'redis-server', nginx: 'nginx', chromium: 'chromium' };
+const PACKAGES: Record<string, string> = {
+  'redis-server': 'redis-server',
+  nginx: 'nginx',
+  chromium: 'chromium',
+  prometheus: 'prometheus',
+  'prometheus-nginx-exporter': 'prometheus-nginx-exporter',
+  'prometheus-redis-exporter': 'prometheus-redis-exporter',
+};
 
 /** What the formation runs (chromium is the tests' need: make test-deps). */
 export const FORMATION_PROGRAMS = ['redis-server', 'nginx'] as const;
+/** What MONITORING=1 runs besides (formation/monitoring.ts). */
+export const MONITORING_PROGRAMS = ['prometheus', 'prometheus-nginx-exporter', 'prometheus-redis-exporter'] as const;
 
 // nginx lives in /usr/sbin, which is not on an ordinary user's PATH.
 const SEARCH = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/usr/local/sbin', '/sbin'];

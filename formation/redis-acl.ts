@@ -9,6 +9,8 @@ export interface RedisCredentials {
   operator: string;
   web: string;
   admin: string;
+  /** The Redis exporter's (headcount-exporter). */
+  exporter: string;
 }
 
 /** Passwords from the environment, or fresh random ones (URL-safe) for this run. */
@@ -18,6 +20,7 @@ export function credentialsFrom(env: Readonly<Record<string, string | undefined>
     operator: env.REDIS_PASSWORD || random(),
     web: env.REDIS_WEB_PASSWORD || random(),
     admin: env.REDIS_ADMIN_PASSWORD || random(),
+    exporter: env.REDIS_EXPORTER_PASSWORD || random(),
   };
 }
 
@@ -28,6 +31,7 @@ export async function writeAclFile(file: string, counterKey: string, credentials
     REDIS_PASSWORD: credentials.operator,
     REDIS_WEB_PASSWORD: credentials.web,
     REDIS_ADMIN_PASSWORD: credentials.admin,
+    REDIS_EXPORTER_PASSWORD: credentials.exporter,
   };
   for (const [name, value] of Object.entries(values)) {
     // Redis's ACL file reader splits on spaces and parses quotes and

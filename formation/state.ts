@@ -37,7 +37,9 @@ export interface FormationState {
   /** What `make reset-count` uses: the admin user's URL. */
   adminRedisUrl: string;
   /** `release`: the RELEASE_ID each replica runs (`dev`: this checkout's build). */
-  replicas: { id: string; port: number; pid: number | undefined; release?: string }[];
+  replicas: { id: string; port: number; metricsPort?: number; pid: number | undefined; release?: string }[];
+  /** Prometheus, when started with MONITORING=1. */
+  prometheusUrl?: string;
   /** Every process the supervisor started, by name, as first started (restarts change them). */
   processes: Record<string, number | undefined>;
   logDir: string;

@@ -23,6 +23,7 @@ const BARE = [process.execPath, fromRoot('dist/loadtest/bare-replica.js')];
 interface Figure {
   name: string;
   requestsPerSecond: number;
+  requests: number;
   latency: ReturnType<typeof latencyOf>;
   errors: number;
   non2xx: number;
@@ -37,8 +38,8 @@ interface Figure {
 const figures: Figure[] = [];
 let recordBytes = Number.NaN;
 
-const withFormation = <T>(replicas: number, replicaCommand: readonly string[] | undefined, use: (f: LocalFormation) => Promise<T>) =>
-  withThrowawayFormation({ purpose: 'bench', replicas, replicaCommand }, use);
+const withFormation = <T>(replicas: number, replicaCommand: readonly string[] | undefined, use: (f: LocalFormation) => Promise<T>, replicaEnv?: Record<string, string>) =>
+  withThrowawayFormation({ purpose: 'bench', replicas, replicaCommand, replicaEnv }, use);
 
 /**
  * Unmeasured load first: each replica's V8 compiles its hot code only after
@@ -65,6 +66,7 @@ async function measure(name: string, formation: LocalFormation, cannon: CannonOp
   const figure: Figure = {
     name,
     requestsPerSecond: requestsPerSecond(result),
+    requests: result.requests.total,
     latency: latencyOf(result),
     errors: result.errors,
     non2xx: result.non2xx,
@@ -152,6 +154,20 @@ await withFormation(1, undefined, async (f) => {
   await warmUp(f, f.lbUrl);
   await measure('1 replica via nginx', f, visit(f.lbUrl));
 });
+// The same replicas without metrics (METRICS_PORT=off: no registry, no
+// request hook, no timed store): the difference is what metrics cost a visit.
+// Nothing scrapes either formation, so this is the hot path's cost alone; a
+// scrape is a separate, per-interval cost (docs/metrics.md).
+await withFormation(
+  4,
+  undefined,
+  async (f) => {
+    await warmUp(f, f.lbUrl);
+    await measure('4 replicas via nginx, METRICS_PORT=off', f, visit(f.lbUrl));
+    await measure('1 replica direct, exactly-once, METRICS_PORT=off', f, { ...visit(f.replicas[0]!.url, { ...json, 'x-request-id': '[<id>]' }), idReplacement: true });
+  },
+  { METRICS_PORT: 'off' },
+);
 await withFormation(4, BARE, async (f) => {
   await warmUp(f, f.lbUrl);
   await measure('bare node:http, plain INCR: 4 replicas via nginx', f, visit(f.lbUrl));
@@ -177,7 +193,12 @@ const ratios = [
   ['4 replicas via nginx / nginx static 200 (ceiling)', ratio('4 replicas via nginx', 'nginx alone: static 200 (the ceiling)')],
   ['4 replicas / bare node:http formation (target >= 0.60)', target60],
   ['Express replica / bare node:http replica (1 direct)', ratio('1 replica direct, exactly-once', 'bare node:http, plain INCR: 1 replica direct')],
+  ['metrics on / off: 1 replica direct', ratio('1 replica direct, exactly-once', '1 replica direct, exactly-once, METRICS_PORT=off')],
+  ['metrics on / off: 4 replicas via nginx', ratio('4 replicas via nginx', '4 replicas via nginx, METRICS_PORT=off')],
 ] as const;
+/** The replica's CPU per visit, in µs, with metrics on minus off (1 replica direct: its CPU is the replicas column). */
+const replicaCpuUs = (name: string) => ((by(name).cpu.replicas ?? 0) * 1e6) / Math.max(by(name).requests, 1);
+const metricsCostUs = replicaCpuUs('1 replica direct, exactly-once') - replicaCpuUs('1 replica direct, exactly-once, METRICS_PORT=off');
 const ratioTable = newTable(['ratio', 'value']);
 for (const [label, value] of ratios) ratioTable.push([label, value.toFixed(2)]);
 
@@ -189,10 +210,12 @@ process.stdout.write(
     `${table.toString()}\n${ratioTable.toString()}\n` +
     `target: 4-replica formation >= 60% of the bare node:http formation: ${(target60 * 100).toFixed(0)}% ${target60 >= 0.6 ? 'MET' : 'NOT MET'}\n` +
     `target: p99 < 10 ms at half of peak: ${halfPeakP99} ms ${halfPeakP99 < 10 ? 'MET' : 'NOT MET'}\n` +
+    `metrics cost per visit (1 replica direct, replica CPU): ${metricsCostUs.toFixed(1)} µs ` +
+    `(${replicaCpuUs('1 replica direct, exactly-once').toFixed(1)} µs on, ${replicaCpuUs('1 replica direct, exactly-once, METRICS_PORT=off').toFixed(1)} µs off)\n` +
     `idempotency record: ${recordBytes.toFixed(0)} B in Redis; at 10 000 visits/s kept ${ttl} s: ` +
     `${((recordBytes * 10_000 * ttl) / 1e6).toFixed(0)} MB\n`,
 );
 await mkdir(RESULTS_DIR, { recursive: true });
 const file = path.join(RESULTS_DIR, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-await writeFile(file, `${JSON.stringify({ machine: m, options, figures, ratios: Object.fromEntries(ratios), idempotencyRecordBytes: recordBytes }, null, 2)}\n`);
+await writeFile(file, `${JSON.stringify({ machine: m, options, figures, ratios: Object.fromEntries(ratios), metricsCostUsPerVisit: metricsCostUs, idempotencyRecordBytes: recordBytes }, null, 2)}\n`);
 process.stdout.write(`report: ${file}\n`);

@@ -303,7 +303,7 @@ describe('docker-compose.yml: least-privilege Redis users (issue 4)', () => {
   test('When the ACL template names a placeholder, then the start script substitutes it, and redis renders the same COUNTER_KEY the replicas count on', () => {
     const placeholders = new Set([...aclTemplate.matchAll(/\$\{([A-Z_]+)\}/g)].map((m) => m[1]!));
 
-    expect([...placeholders].sort()).toEqual(['COUNTER_KEY', 'REDIS_ADMIN_PASSWORD', 'REDIS_PASSWORD', 'REDIS_WEB_PASSWORD']);
+    expect([...placeholders].sort()).toEqual(['COUNTER_KEY', 'REDIS_ADMIN_PASSWORD', 'REDIS_EXPORTER_PASSWORD', 'REDIS_PASSWORD', 'REDIS_WEB_PASSWORD']);
     for (const name of placeholders) expect(startScript).toContain(`s|\${${name}}|`);
     expect(environment('redis').COUNTER_KEY).toBe(environment('web').COUNTER_KEY);
   });

@@ -3,7 +3,7 @@ import { ConfigError } from '../../web/config.js';
 import { loadFormationOptions } from '../../formation/options.js';
 
 describe('loadFormationOptions (make up/start/stop)', () => {
-  test('When nothing is set, then it is 4 replicas on port 8080 in auto mode, quiet, logs rotated at 10 MiB', () => {
+  test('When nothing is set, then it is 4 replicas on port 8080 in auto mode, quiet, logs rotated at 10 MiB, no monitoring', () => {
     expect(loadFormationOptions({})).toEqual({
       MODE: 'auto',
       REPLICAS: 4,
@@ -11,7 +11,13 @@ describe('loadFormationOptions (make up/start/stop)', () => {
       VERBOSE: false,
       LOG_MAX_BYTES: 10 * 1024 * 1024,
       RELEASES_DIR: '.releases',
+      MONITORING: false,
     });
+  });
+
+  test('When MONITORING=1 and PROMETHEUS_PORT are set, then they are kept; a bad PROMETHEUS_PORT is named', () => {
+    expect(loadFormationOptions({ MONITORING: '1', PROMETHEUS_PORT: '19090' })).toMatchObject({ MONITORING: true, PROMETHEUS_PORT: 19090 });
+    expect(() => loadFormationOptions({ MONITORING: 'yes', PROMETHEUS_PORT: '0' })).toThrow(/MONITORING must be one of 0, 1, false, true; PROMETHEUS_PORT must be an integer from 1 to 65535/);
   });
 
   test('When REPLICAS, LB_PORT and MODE are bad, then one error names all three', () => {

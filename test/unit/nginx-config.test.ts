@@ -52,7 +52,7 @@ function dockerLbValues(): Record<string, string> {
 }
 
 const localValues = (runtimeDir: string) =>
-  localLbValues({ lbPort: 18080, replicaPorts: [13001, 13002, 13003, 13004], runtimeDir });
+  localLbValues({ lbPort: 18080, replicaPorts: [13001, 13002, 13003, 13004], runtimeDir, statusPort: 18081 });
 
 /** The config without comments, so a setting only mentioned in a comment does not count. */
 const directives = (config: string) => config.replace(/(^|\s)#.*$/gm, '$1');
