@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { waitFor } from '../../formation/wait.js';
 import { ComposeFormation } from './support/compose-formation.js';
 import { provideMonitoringStandIns } from './support/monitoring-standins.js';
+import { readPasswords, redisCli } from './support/redis-users.js';
 import { dockerTier, recordFigure } from './support/tier.js';
 
 // docker-compose.yml's `monitoring` profile for real: its Prometheus
@@ -108,8 +109,33 @@ describe('the monitoring profile: Prometheus follows the replicas through Docker
     await waitFor('every job up', async () => (await query('up == 1')).length === 6 + 3, 60_000, 250);
 
     expect((await query('up')).filter((s) => s.value[1] !== '1')).toEqual([]);
-    expect(await query('nginx_up')).toEqual([expect.objectContaining({ value: [expect.any(Number), '1'] })]);
-    expect(await query('redis_up')).toEqual([expect.objectContaining({ value: [expect.any(Number), '1'] })]);
+    // When an exporter cannot read its source, its own log and Redis's ACL LOG say why.
+    const why = async (service: string) =>
+      `${(await formation.compose(['logs', '--tail', '15', service])).stdout}\n${await redisCli(formation, ['ACL', 'LOG', '5'], 'default', (await readPasswords(formation)).operator)}`;
+    const nginxUp = await query('nginx_up');
+    const redisUp = await query('redis_up');
+
+    expect(nginxUp.map((s) => s.value[1]), nginxUp[0]?.value[1] === '1' ? '' : await why('nginx-exporter')).toEqual(['1']);
+    expect(redisUp.map((s) => s.value[1]), redisUp[0]?.value[1] === '1' ? '' : await why('redis-exporter')).toEqual(['1']);
+  });
+
+  test('When the exporter\'s Redis user tries the count, then Redis refuses it, and its password is only in the map the exporter reads', async () => {
+    const password = (await formation.compose(['exec', '-T', 'redis', 'cat', '/run/secrets/redis-exporter/password'])).stdout;
+    const map = (await formation.compose(['exec', '-T', 'redis-exporter', 'cat', '/run/secrets/redis-exporter/password-map.json'])).stdout;
+
+    const info = await redisCli(formation, ['INFO', 'server'], 'headcount-exporter', password);
+    const get = await redisCli(formation, ['GET', 'headcount:visits'], 'headcount-exporter', password);
+    const set = await redisCli(formation, ['SET', 'headcount:visits', '0'], 'headcount-exporter', password);
+
+    expect(password).toMatch(/^[A-Za-z0-9]{32}$/);
+    // Both keys: redis_exporter 1.45 looks the password up by the address, later ones with the user in it.
+    expect(JSON.parse(map)).toEqual({ 'redis://redis:6379': password, 'redis://headcount-exporter@redis:6379': password });
+    expect(info).toContain('redis_version');
+    expect(get).toMatch(/^NOPERM/);
+    expect(set).toMatch(/^NOPERM/);
+    // Not readable to the replicas: web mounts its own password volume only.
+    const fromWeb = await formation.compose(['exec', '-T', 'web', 'ls', '/run/secrets/redis-exporter'], 30_000).catch((error: Error) => error.message);
+    expect(String(fromWeb)).toMatch(/No such file or directory/);
   });
 
   test('When Prometheus loads the rules, then every alerting rule is healthy and none fires on a healthy formation', async () => {

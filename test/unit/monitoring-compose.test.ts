@@ -89,6 +89,7 @@ describe('docker-compose.yml: the monitoring profile', () => {
     );
     // The map's key must be the address exactly (redis_exporter looks it up by --redis.addr).
     expect(scriptValue('EXPORTER_ADDR')).toBe('redis://redis:6379');
+    expect(scriptValue('EXPORTER_USER')).toBe('headcount-exporter');
     expect(exporter.volumes).toEqual([`redis-exporter-secret:${dir}:ro`]);
     expect(svc(compose, 'redis').volumes).toContain(`redis-exporter-secret:${dir}`);
     expect(svc(compose, 'redis').environment?.REDIS_EXPORTER_PASSWORD).toBe('${REDIS_EXPORTER_PASSWORD:-}');
