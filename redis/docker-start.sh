@@ -37,10 +37,13 @@ EXPORTER_DIR=/run/secrets/redis-exporter
 APP_GID=1000
 # The oliver006/redis_exporter image's user and group (its Dockerfile's USER).
 EXPORTER_GID=59000
-# The address the exporter scrapes (docker-compose.yml: --redis.addr). Its
-# --redis.password-file is not a bare password but a JSON map from that
-# address to the password; the key must match the address exactly.
+# The address the exporter scrapes and its user (docker-compose.yml:
+# --redis.addr, --redis.user). Its --redis.password-file is not a bare
+# password but a JSON map from the address to the password, looked up by the
+# address alone (redis_exporter 1.45) or with the user in it (1.86 and later,
+# redis://headcount-exporter@redis:6379): the map has both keys.
 EXPORTER_ADDR=redis://redis:6379
+EXPORTER_USER=headcount-exporter
 
 fail() {
   echo "redis start: $*" >&2
@@ -70,8 +73,8 @@ if [ -n "${REDIS_PASSWORD_FILE:-}${REDIS_WEB_PASSWORD_FILE:-}${REDIS_ADMIN_PASSW
     eval "$name=\$(cat \"\$secret\")"
   done
   if [ -n "${REDIS_EXPORTER_PASSWORD_MAP_FILE:-}" ]; then
-    REDIS_EXPORTER_PASSWORD=$(sed -n 's|^{"'"$EXPORTER_ADDR"'": *"\([^"]*\)"}$|\1|p' "$REDIS_EXPORTER_PASSWORD_MAP_FILE")
-    [ -n "$REDIS_EXPORTER_PASSWORD" ] || fail "REDIS_EXPORTER_PASSWORD_MAP_FILE must hold {\"$EXPORTER_ADDR\":\"<password>\"} (the value is not shown)"
+    REDIS_EXPORTER_PASSWORD=$(sed -n 's|^{"'"$EXPORTER_ADDR"'": *"\([^"]*\)".*}$|\1|p' "$REDIS_EXPORTER_PASSWORD_MAP_FILE")
+    [ -n "$REDIS_EXPORTER_PASSWORD" ] || fail "REDIS_EXPORTER_PASSWORD_MAP_FILE must start with {\"$EXPORTER_ADDR\":\"<password>\" (the value is not shown)"
   else
     REDIS_EXPORTER_PASSWORD=$(generate)
   fi
@@ -135,7 +138,8 @@ operator_password=$password
 ensure "$EXPORTER_DIR/password" 0400 0 REDIS_EXPORTER_PASSWORD
 exporter_password=$password
 if [ -z "$from_secrets" ]; then
-  printf '{"%s":"%s"}' "$EXPORTER_ADDR" "$exporter_password" >"$EXPORTER_DIR/password-map.json.new"
+  printf '{"%s":"%s","%s":"%s"}' "$EXPORTER_ADDR" "$exporter_password" \
+    "redis://$EXPORTER_USER@${EXPORTER_ADDR#redis://}" "$exporter_password" >"$EXPORTER_DIR/password-map.json.new"
   chown "0:$EXPORTER_GID" "$EXPORTER_DIR/password-map.json.new"
   chmod 0440 "$EXPORTER_DIR/password-map.json.new"
   mv -f "$EXPORTER_DIR/password-map.json.new" "$EXPORTER_DIR/password-map.json"

@@ -298,7 +298,7 @@ describe('Redis users: least privilege (redis/users.acl.template, redis/docker-s
     expect(anonymous).toMatch(/^NOAUTH/);
     expect(healthPing).toBe('PONG');
     expect(healthGet).toMatch(/^NOPERM/);
-    expect(operatorUsers.split('\n').sort()).toEqual(['default', 'headcount-admin', 'headcount-web', 'healthcheck']);
+    expect(operatorUsers.split('\n').sort()).toEqual(['default', 'headcount-admin', 'headcount-exporter', 'headcount-web', 'healthcheck']);
   });
 
   test('When the configuration and the replicas are inspected, then no password appears, only the file it is read from', async () => {

@@ -80,6 +80,7 @@ export default async function setup(project: TestProject) {
       // proxy's 6 descriptors per connection must fit the engine's own limit.
       maxConnections: Math.min(1_000, nofile === undefined ? 1_000 : Math.floor((nofile * 0.8) / 6)),
       figuresFile,
+      cacheDir: CACHE_DIR,
     };
     if (tier.lbNofile) figures.push(['LB_NOFILE', `${tier.lbNofile} (the engine's own hard limit; the default 65536 cannot be granted here)`]);
     figures.push(['client connections per load', String(tier.maxConnections)]);

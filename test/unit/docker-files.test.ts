@@ -125,7 +125,8 @@ describe('docker-compose.yml: a formation that scales', () => {
     expect(web).not.toHaveProperty('hostname');
     expect(web).not.toHaveProperty('ports');
     expect(environment('web')).not.toHaveProperty('REPLICA_ID');
-    expect(web.expose).toEqual(['3000']);
+    // 3000 for nginx; 9464, METRICS_PORT, for Prometheus (monitoring profile).
+    expect(web.expose).toEqual(['3000', '9464']);
   });
 
   test('When the redis service is read, then it publishes no port and keeps its AOF on a named volume', () => {
@@ -140,7 +141,9 @@ describe('docker-compose.yml: a formation that scales', () => {
   });
 
   test('When the lb service is read, then it alone publishes a port: LB_PORT on the host (default 8080) to 8080 inside', () => {
-    const published = Object.entries(compose.services).filter(([, s]) => s.ports !== undefined);
+    // The monitoring profile's Prometheus and Grafana publish on the host's
+    // loopback only (test/unit/monitoring-compose.test.ts).
+    const published = Object.entries(compose.services).filter(([, s]) => s.ports !== undefined && !s.profiles?.includes('monitoring'));
 
     expect(published.map(([name]) => name)).toEqual(['lb']);
     expect(service('lb').ports).toEqual(['${LB_PORT:-8080}:8080']);
@@ -261,6 +264,10 @@ describe('docker-compose.yml: a formation that scales', () => {
     expect(Object.entries(compose.services).filter(([, s]) => s.profiles !== undefined).map(([n, svc]) => [n, svc.profiles])).toEqual([
       ['admin', ['admin']],
       ['k6', ['loadtest']],
+      ['prometheus', ['monitoring']],
+      ['nginx-exporter', ['monitoring']],
+      ['redis-exporter', ['monitoring']],
+      ['grafana', ['monitoring']],
     ]);
   });
 

@@ -61,6 +61,7 @@ export class ComposeFormation {
       REDIS_PASSWORD: '',
       REDIS_WEB_PASSWORD: '',
       REDIS_ADMIN_PASSWORD: '',
+      REDIS_EXPORTER_PASSWORD: '',
       ...this.shellEnv,
     };
   }
@@ -134,7 +135,7 @@ export class ComposeFormation {
   /** Stops and removes everything the formation created, its volume too. Never throws. */
   async destroy(): Promise<void> {
     this.client.close();
-    await this.compose(['--profile', 'admin', '--profile', 'loadtest', 'down', '--volumes', '--remove-orphans', '--timeout', '5'], 120_000).catch((error: Error) =>
+    await this.compose(['--profile', 'admin', '--profile', 'loadtest', '--profile', 'monitoring', 'down', '--volumes', '--remove-orphans', '--timeout', '5'], 120_000).catch((error: Error) =>
       process.stderr.write(`cleanup of ${this.project} failed: ${error.message}\n`),
     );
   }

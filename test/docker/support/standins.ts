@@ -18,7 +18,7 @@ import { run } from './run.js';
  */
 
 const RECIPES = fileURLToPath(new URL('../standins/', import.meta.url));
-const SUITE = 'sid';
+export const SUITE = 'sid';
 // npm as the official node image ships it, from the npm registry (node.Dockerfile).
 const NPM_VERSION = '11.19.1';
 const CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
@@ -47,20 +47,21 @@ export function pinnedImages(): Record<StandIn['recipe'], string> {
   return { node, nginx, redis };
 }
 
-const hash = (...parts: (string | Buffer)[]) => {
+export const hash = (...parts: (string | Buffer)[]) => {
   const h = createHash('sha256');
   for (const part of parts) h.update(part).update('\0');
   return h.digest('hex').slice(0, 16);
 };
 
-const recipeFiles = () => readdirSync(RECIPES).sort();
+// Files only: monitoring/ holds the monitoring profile's recipes (monitoring-standins.ts),
+// which stay out of these images' hash so adding one rebuilds none of these.
+const recipeFiles = () => readdirSync(RECIPES, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name).sort();
 
 export async function provideStandIns(env: NodeJS.ProcessEnv, cacheDir: string, log: (line: string) => void): Promise<StandIn[]> {
   const pinned = pinnedImages();
   mkdirSync(cacheDir, { recursive: true });
   const recipeHash = hash(SUITE, DEBIAN_MIRROR, NPM_VERSION, readFileSync(CA_BUNDLE), ...recipeFiles().map((f) => readFileSync(path.join(RECIPES, f))));
-  // The base changes only with the suite and the steps in importBase (bump the last part with them).
-  const base = `headcount-standin-base:${hash(SUITE, DEBIAN_MIRROR, 'minbase-1')}`;
+  const base = baseTag();
   const standIns: StandIn[] = [];
   let baseReady = false;
 
@@ -88,8 +89,11 @@ export async function provideStandIns(env: NodeJS.ProcessEnv, cacheDir: string, 
   return standIns;
 }
 
+/** The base image's tag. It changes only with the suite and the steps in importBase (bump the last part with them). */
+export const baseTag = () => `headcount-standin-base:${hash(SUITE, DEBIAN_MIRROR, 'minbase-1')}`;
+
 /** Debian sid, minbase, as an image: from the cached root file system tarball, made by debootstrap when missing. */
-async function importBase(env: NodeJS.ProcessEnv, tag: string, cacheDir: string, log: (line: string) => void) {
+export async function importBase(env: NodeJS.ProcessEnv, tag: string, cacheDir: string, log: (line: string) => void) {
   const tarball = path.join(cacheDir, `base-${tag.split(':')[1]}.tar`);
   if (!existsSync(tarball)) {
     log(`debootstrap --variant=minbase ${SUITE} (about a minute, once) ...`);

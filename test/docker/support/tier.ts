@@ -21,6 +21,8 @@ export interface DockerTier {
   maxConnections: number;
   /** Figures the tests record, printed by the global teardown. */
   figuresFile: string;
+  /** Where stand-in images are cached between runs (a test that needs more of them builds them there). */
+  cacheDir: string;
 }
 
 declare module 'vitest' {
