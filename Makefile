@@ -85,8 +85,8 @@ chaos: build ## Fault scenarios under load (replica kill/SIGTERM/rolling restart
 os-deps: build ## Install the local formation's redis-server and nginx from Debian's packages if missing (root), else print the command
 	@node dist/formation/os-deps.js
 
-test-deps: build ## os-deps, and chromium for the page tests
-	@node dist/formation/os-deps.js chromium
+test-deps: build ## os-deps, chromium for the page tests, and Prometheus (promtool) with its nginx and Redis exporters for the metrics tests
+	@node dist/formation/os-deps.js chromium prometheus prometheus-nginx-exporter prometheus-redis-exporter
 
 typecheck: $(NODE_MODULES) ## Type-check everything, tests and k6 scripts included
 	npx tsc -p tsconfig.json --noEmit
