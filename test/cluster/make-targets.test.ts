@@ -61,7 +61,7 @@ describe('make start / stop / reset-count / restart in local mode', () => {
 
     const { stdout } = await make('reset-count', { LB_PORT: port });
 
-    expect(stdout.trim()).toBe(`reset headcount:visits: ${before} -> 0`);
+    expect(stdout.trim()).toBe(`reset headcount:visits: ${before} -> 0; per-replica breakdown cleared (remainder 0)`);
     expect(before).toBeGreaterThanOrEqual(3);
     expect(await count(port)).toBe(0);
   });
@@ -137,7 +137,7 @@ describe('make start / stop / reset-count / restart in local mode', () => {
 
     expect(environ).toEqual(expect.arrayContaining([`COUNTER_KEY=${counterKey}`, 'REDIS_COMMAND_TIMEOUT_MS=777']));
     expect(stored).toBe('1');
-    expect(stdout.trim()).toBe(`reset ${counterKey}: 1 -> 0`);
+    expect(stdout.trim()).toBe(`reset ${counterKey}: 1 -> 0; per-replica breakdown cleared (remainder 0)`);
     await make('stop', { LB_PORT: port });
   });
 

@@ -70,6 +70,16 @@ describe('docker compose up -d --scale web=4 --wait, as the README says', () => 
     expect(json.headers['x-request-id']).toMatch(/^[0-9a-f]{32}$/);
   });
 
+  test('When the page\'s script, style and icon are asked for, then the image serves them from /assets (the build put them in dist/), and they count nothing', async () => {
+    const before = JSON.parse((await formation.client.get('/api/count')).body) as { count: number };
+
+    const assets = await Promise.all(['live.js', 'page.css', 'favicon.svg'].map(async (name) => (await formation.client.get(`/assets/${name}`)).status));
+    const after = JSON.parse((await formation.client.get('/api/count')).body) as { count: number };
+
+    expect(assets).toEqual([200, 200, 200]);
+    expect(after.count).toBe(before.count);
+  });
+
   test('When 5000 visits arrive at once, then the count grows by exactly 5000 with unique numbers from all 4 replicas', async () => {
     const replicas = await formation.replicaIds();
     // Warm-up, as any benchmark: replicas that have just started (JIT cold,
