@@ -199,10 +199,14 @@ async function listeningPorts(): Promise<Map<number, number[]>> {
   return ports;
 }
 
-/** Every replica of the state listens on the port the state names, and on no other. */
+/** Every replica of the state listens on the ports the state names (its own and its metrics port), and on no other. */
 async function expectPortsAsRecorded() {
   const listening = await listeningPorts();
-  for (const replica of formationState().replicas) expect({ id: replica.id, ports: listening.get(replica.pid!) }).toEqual({ id: replica.id, ports: [replica.port] });
+  const sorted = (ports: readonly number[] | undefined) => [...(ports ?? [])].sort((a, b) => a - b);
+  for (const replica of formationState().replicas) {
+    expect(replica.metricsPort).toBeDefined();
+    expect({ id: replica.id, ports: sorted(listening.get(replica.pid!)) }).toEqual({ id: replica.id, ports: sorted([replica.port, replica.metricsPort!]) });
+  }
 }
 
 const pageText = async () => (await fetch(lb(), { headers: { accept: 'text/html' } })).text();
