@@ -3,6 +3,7 @@
 //   DURATION (s per figure, default 10), CONNECTIONS (default 100)
 import { randomBytes } from 'node:crypto';
 import { openSync } from 'node:fs';
+import http, { type ClientRequest } from 'node:http';
 import getPort from 'get-port';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
@@ -42,23 +43,56 @@ interface Figure {
 const figures: Figure[] = [];
 let recordBytes = Number.NaN;
 
-interface MetricsCost {
-  /** Replica CPU µs per visit, and visits per second, each variant summed over its rounds. */
-  on: { cpuUsPerVisit: number; requestsPerSecond: number; p99: number };
-  off: { cpuUsPerVisit: number; requestsPerSecond: number; p99: number };
-  rounds: number;
+type Variant = 'off' | 'on' | 'streams';
+interface VariantCost {
+  /** Replica CPU µs per visit and visits per second, over all its rounds; the worst round's p99. */
+  cpuUsPerVisit: number;
+  requestsPerSecond: number;
+  p99: number;
 }
-let metricsCost: MetricsCost | undefined;
+interface ReplicaCosts {
+  off: VariantCost;
+  on: VariantCost;
+  streams: VariantCost;
+  rounds: number;
+  /** Live streams held open on the `streams` replica while it is loaded. */
+  openStreams: number;
+}
+let replicaCosts: ReplicaCosts | undefined;
+const OPEN_STREAMS = 100;
+
+/** Opens `n` live streams (GET /api/live) straight to a replica and keeps them until closed. */
+async function openLiveStreams(url: string, n: number) {
+  const requests = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ClientRequest>((resolve, reject) => {
+          const request = http.get(`${url}/api/live`, { agent: false }, (response) => {
+            if (response.statusCode !== 200) return reject(new Error(`live stream answered ${response.statusCode}`));
+            // Read and drop: a stream the client reads, as a browser's is.
+            response.resume();
+            resolve(request);
+          });
+          request.on('error', reject);
+        }),
+    ),
+  );
+  return () => requests.forEach((request) => request.destroy());
+}
 
 /**
- * What metrics cost a visit: two replicas of this build on the formation's
- * Redis, one with metrics (METRICS_PORT=0) and one without (METRICS_PORT=off:
- * no registry, no request hook, no timed store), each loaded directly in
- * turn, A B A B ..., so drift on a shared machine falls on both alike. The
- * figure is each replica's own CPU per visit. Nothing scrapes them: this is
- * the hot path's cost; a scrape is a separate cost per scrape interval.
+ * What metrics and open live streams cost a visit: three replicas of this
+ * build on the formation's Redis, without metrics (METRICS_PORT=off: no
+ * registry, no request hook, no timed store), with metrics, and with metrics
+ * and OPEN_STREAMS live streams open to it, each loaded directly in turn,
+ * A B C A B C ..., so drift on a shared machine falls on all alike. The figure
+ * is each replica's own CPU per visit. Nothing scrapes them: this is the hot
+ * path's cost; a scrape is a separate cost per scrape interval. The streams
+ * replica's figure includes its live tick: a snapshot each second, written to
+ * every stream (under load the count changes every tick).
  */
-async function measureMetricsCost(f: LocalFormation): Promise<MetricsCost> {
+async function measureReplicaCosts(f: LocalFormation): Promise<ReplicaCosts> {
   const start = async (name: string, metricsPort: string) => {
     const port = await getPort({ host: '127.0.0.1' });
     const service = new Service(
@@ -67,8 +101,8 @@ async function measureMetricsCost(f: LocalFormation): Promise<MetricsCost> {
         command: process.execPath,
         args: [fromRoot('dist/web/server.js')],
         env: { NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), METRICS_PORT: metricsPort, REPLICA_ID: name, REDIS_URL: f.webRedisUrl },
-        // Both log every request, as a replica does, to where it costs least:
-        // the logging is the same on both sides, and not what is measured.
+        // Every one logs every request, as a replica does, to where it costs
+        // least: the logging is the same on all sides, and not what is measured.
         logFd: openSync('/dev/null', 'w'),
       },
       () => {},
@@ -77,33 +111,44 @@ async function measureMetricsCost(f: LocalFormation): Promise<MetricsCost> {
     await waitFor(`${name} ready`, () => httpOk(`http://127.0.0.1:${port}/readyz`), 20_000);
     return { service, url: `http://127.0.0.1:${port}` };
   };
-  const variants = { on: await start('bench-metrics-on', '0'), off: await start('bench-metrics-off', 'off') };
+  const variants: Record<Variant, { service: Service; url: string }> = {
+    off: await start('bench-metrics-off', 'off'),
+    on: await start('bench-metrics-on', '0'),
+    streams: await start('bench-metrics-streams', '0'),
+  };
+  let closeStreams = () => {};
   try {
+    closeStreams = await openLiveStreams(variants.streams.url, OPEN_STREAMS);
     const exactlyOnce = (url: string): CannonOptions => ({ ...visit(url, { ...json, 'x-request-id': '[<id>]' }), idReplacement: true, connections: options.CONNECTIONS, timeout: 10 });
     const load = (url: string, duration: number): CannonOptions => ({ ...exactlyOnce(url), duration });
     for (const [name, v] of Object.entries(variants)) await fire({ ...exactlyOnce(v.url), amount: 5_000 }, `bench: warm-up ${name}`);
-    const totals = { on: { cpu: 0, requests: 0, seconds: 0, p99: [] as number[] }, off: { cpu: 0, requests: 0, seconds: 0, p99: [] as number[] } };
+    const names: Variant[] = ['off', 'on', 'streams'];
+    const totals = Object.fromEntries(names.map((name) => [name, { cpu: 0, requests: 0, seconds: 0, p99: [] as number[] }])) as Record<
+      Variant,
+      { cpu: number; requests: number; seconds: number; p99: number[] }
+    >;
     const rounds = 4;
     const roundSeconds = Math.max(1, Math.round(options.DURATION / 2));
     for (let round = 0; round < rounds; round++) {
-      // Alternating which goes first, too.
-      const order = round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const);
+      // Rotating which goes first, too.
+      const order = names.map((_, i) => names[(i + round) % names.length]!);
       for (const name of order) {
         const v = variants[name];
-        const { value: result, cpu } = await measureCpu({ replica: [v.service.pid!] }, () => fire(load(v.url, roundSeconds), `bench: metrics ${name}, round ${round + 1} of ${rounds}`));
+        const { value: result, cpu } = await measureCpu({ replica: [v.service.pid!] }, () => fire(load(v.url, roundSeconds), `bench: ${name}, round ${round + 1} of ${rounds}`));
         totals[name].cpu += cpu.replica!;
         totals[name].requests += result.requests.total;
         totals[name].seconds += result.duration;
         totals[name].p99.push(latencyOf(result).p99);
       }
     }
-    const summary = (t: (typeof totals)['on']) => ({
+    const summary = (t: (typeof totals)[Variant]): VariantCost => ({
       cpuUsPerVisit: (t.cpu * 1e6) / Math.max(t.requests, 1),
       requestsPerSecond: t.requests / Math.max(t.seconds, 0.001),
       p99: Math.max(...t.p99),
     });
-    return { on: summary(totals.on), off: summary(totals.off), rounds };
+    return { off: summary(totals.off), on: summary(totals.on), streams: summary(totals.streams), rounds, openStreams: OPEN_STREAMS };
   } finally {
+    closeStreams();
     await Promise.all(Object.values(variants).map((v) => v.service.stop()));
   }
 }
@@ -208,7 +253,7 @@ const json = { accept: 'application/json' };
 const visit = (url: string, headers: Record<string, string> = json): CannonOptions => ({ url, headers });
 
 await withFormation(1, undefined, async (f) => {
-  metricsCost = await measureMetricsCost(f);
+  replicaCosts = await measureReplicaCosts(f);
 });
 await withFormation(4, undefined, async (f) => {
   await warmUp(f, f.lbUrl);
@@ -252,9 +297,17 @@ const ratios = [
   ['4 replicas via nginx / nginx static 200 (ceiling)', ratio('4 replicas via nginx', 'nginx alone: static 200 (the ceiling)')],
   ['4 replicas / bare node:http formation (target >= 0.60)', target60],
   ['Express replica / bare node:http replica (1 direct)', ratio('1 replica direct, exactly-once', 'bare node:http, plain INCR: 1 replica direct')],
-  ['metrics on / off: visits per second (1 replica direct)', metricsCost!.on.requestsPerSecond / metricsCost!.off.requestsPerSecond],
+  ['metrics on / off: visits per second (1 replica direct)', replicaCosts!.on.requestsPerSecond / replicaCosts!.off.requestsPerSecond],
+  [`${OPEN_STREAMS} live streams open / none: visits per second (1 replica direct, metrics on)`, replicaCosts!.streams.requestsPerSecond / replicaCosts!.on.requestsPerSecond],
 ] as const;
-const metricsCostUs = metricsCost!.on.cpuUsPerVisit - metricsCost!.off.cpuUsPerVisit;
+const costLine = (what: string, with_: VariantCost, without: VariantCost, withoutName: string) => {
+  const us = with_.cpuUsPerVisit - without.cpuUsPerVisit;
+  return (
+    `${what}: replica CPU per visit ${with_.cpuUsPerVisit.toFixed(1)} µs, ${without.cpuUsPerVisit.toFixed(1)} µs ${withoutName}: ` +
+    `${us.toFixed(1)} µs per visit (${((us / without.cpuUsPerVisit) * 100).toFixed(1)}%), ` +
+    `${replicaCosts!.rounds} rotating rounds each; p99 ${with_.p99} ms, ${without.p99} ms ${withoutName}\n`
+  );
+};
 const ratioTable = newTable(['ratio', 'value']);
 for (const [label, value] of ratios) ratioTable.push([label, value.toFixed(2)]);
 
@@ -266,13 +319,12 @@ process.stdout.write(
     `${table.toString()}\n${ratioTable.toString()}\n` +
     `target: 4-replica formation >= 60% of the bare node:http formation: ${(target60 * 100).toFixed(0)}% ${target60 >= 0.6 ? 'MET' : 'NOT MET'}\n` +
     `target: p99 < 10 ms at half of peak: ${halfPeakP99} ms ${halfPeakP99 < 10 ? 'MET' : 'NOT MET'}\n` +
-    `metrics: replica CPU per visit ${metricsCost!.on.cpuUsPerVisit.toFixed(1)} µs on, ${metricsCost!.off.cpuUsPerVisit.toFixed(1)} µs off (METRICS_PORT=off): ` +
-    `${metricsCostUs.toFixed(1)} µs per visit (${((metricsCostUs / metricsCost!.off.cpuUsPerVisit) * 100).toFixed(1)}%), ` +
-    `${metricsCost!.rounds} alternating rounds each; p99 ${metricsCost!.on.p99} ms on, ${metricsCost!.off.p99} ms off\n` +
+    costLine('metrics', replicaCosts!.on, replicaCosts!.off, 'without (METRICS_PORT=off)') +
+    costLine(`${OPEN_STREAMS} live streams open`, replicaCosts!.streams, replicaCosts!.on, 'with none') +
     `idempotency record: ${recordBytes.toFixed(0)} B in Redis; at 10 000 visits/s kept ${ttl} s: ` +
     `${((recordBytes * 10_000 * ttl) / 1e6).toFixed(0)} MB\n`,
 );
 await mkdir(RESULTS_DIR, { recursive: true });
 const file = path.join(RESULTS_DIR, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-await writeFile(file, `${JSON.stringify({ machine: m, options, figures, ratios: Object.fromEntries(ratios), metricsCost, idempotencyRecordBytes: recordBytes }, null, 2)}\n`);
+await writeFile(file, `${JSON.stringify({ machine: m, options, figures, ratios: Object.fromEntries(ratios), replicaCosts, idempotencyRecordBytes: recordBytes }, null, 2)}\n`);
 process.stdout.write(`report: ${file}\n`);
