@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -10,6 +10,7 @@ import { readLedger } from '../../formation/ledger.js';
 import { fromRoot } from '../../formation/paths.js';
 import { fire } from '../../loadtest/cannon.js';
 import { readSnapshot } from '../support/live-snapshot.js';
+import { makeIn, removeScratch, type Outcome } from '../support/release-repo.js';
 
 // Counting contract 1 -> 2 across a rolling deploy, for real: the release
 // before the breakdown (the parent of the commit that made the contract
@@ -30,20 +31,8 @@ let lbPort = 0;
 let v1 = '';
 let v2 = '';
 
-interface Outcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function make(target: string, vars: Record<string, string | number> = {}): Promise<Outcome> {
-  const args = ['--no-print-directory', target, ...Object.entries(vars).map(([k, v]) => `${k}=${v}`)];
-  const env = { ...process.env, MODE: 'local', ENV_FILE: emptyEnvFile, RELEASES_DIR: releasesDir, LB_PORT: String(lbPort), REPLICAS: String(REPLICAS) };
-  return run('make', args, { cwd: clone, env, timeout: 600_000 }).then(
-    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (error: { code?: number; stdout?: string; stderr?: string }) => ({ code: error.code ?? 1, stdout: error.stdout ?? '', stderr: error.stderr ?? '' }),
-  );
-}
+/** `make <target>` in the clone; never throws, so refusals can be asserted. */
+const make = makeIn(clone, () => ({ ...process.env, MODE: 'local', ENV_FILE: emptyEnvFile, RELEASES_DIR: releasesDir, LB_PORT: String(lbPort), REPLICAS: String(REPLICAS) }), 600_000);
 const git = (...args: string[]) => run('git', args, { cwd: clone, maxBuffer: 64 * 1024 * 1024 });
 const released = (outcome: Outcome) => /released (r\d+-[0-9a-f]{7})/.exec(outcome.stdout)?.[1];
 const lb = () => `http://127.0.0.1:${lbPort}`;
@@ -101,12 +90,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await make('stop');
-  const writable = (dir: string) => {
-    chmodSync(dir, 0o755);
-    for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) writable(path.join(dir, entry.name));
-  };
-  if (existsSync(scratch)) writable(scratch);
-  await rm(scratch, { recursive: true, force: true });
+  await removeScratch(scratch);
 }, 120_000);
 
 describe('the per-replica breakdown across a rolling deploy from counting contract 1 to 2', () => {

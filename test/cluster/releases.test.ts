@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -11,6 +11,7 @@ import { fromRoot } from '../../formation/paths.js';
 import type { FormationState } from '../../formation/state.js';
 import { httpOk, waitFor } from '../../formation/wait.js';
 import { fire } from '../../loadtest/cannon.js';
+import { makeIn, removeScratch, type Outcome } from '../support/release-repo.js';
 
 // Build, release, run for real, in local mode: a temporary repository holding
 // this checkout's files makes real commits (a changed welcome message; a counting
@@ -30,21 +31,8 @@ const LOAD_VISITS = 15_000;
 const LOAD_RATE = 500;
 let lbPort = 0;
 
-interface Outcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** `make <target>` in the clone; never throws, so refusals can be asserted. */
-async function make(target: string, vars: Record<string, string | number> = {}): Promise<Outcome> {
-  const args = ['--no-print-directory', target, ...Object.entries(vars).map(([k, v]) => `${k}=${v}`)];
-  const env = { ...process.env, MODE: 'local', ENV_FILE: emptyEnvFile, RELEASES_DIR: releasesDir, LB_PORT: String(lbPort), REPLICAS: String(REPLICAS) };
-  return run('make', args, { cwd: clone, env, timeout: 300_000 }).then(
-    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (error: { code?: number; stdout?: string; stderr?: string }) => ({ code: error.code ?? 1, stdout: error.stdout ?? '', stderr: error.stderr ?? '' }),
-  );
-}
+const make = makeIn(clone, () => ({ ...process.env, MODE: 'local', ENV_FILE: emptyEnvFile, RELEASES_DIR: releasesDir, LB_PORT: String(lbPort), REPLICAS: String(REPLICAS) }), 300_000);
 const git = (...args: string[]) => run('git', args, { cwd: clone });
 const lb = () => `http://127.0.0.1:${lbPort}`;
 /** The clone's formation state (its .run/ folder, not this checkout's). */
@@ -106,13 +94,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await make('stop');
-  // Artifacts are read-only: writable again so the scratch folder can go.
-  const writable = (dir: string) => {
-    chmodSync(dir, 0o755);
-    for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) writable(path.join(dir, entry.name));
-  };
-  writable(scratch);
-  await rm(scratch, { recursive: true, force: true });
+  await removeScratch(scratch);
 }, 120_000);
 
 /** Replica by replica, the release each process names in its own /healthz (through its own port). */
