@@ -41,6 +41,10 @@ interface Figure {
   cpuMsPerRequest: number;
   limitedBy: string;
   note?: string;
+  /** Wall-clock seconds the load ran (summed over rounds). */
+  seconds: number;
+  /** A figure measured in rounds: each round's own figure. */
+  rounds?: Omit<Figure, 'rounds'>[];
 }
 
 const figures: Figure[] = [];
@@ -217,13 +221,19 @@ async function checkAnswer(url: string, kind: 'headcount' | 'naive') {
 
 /** One figure: autocannon for DURATION seconds, with every process's CPU time sampled. */
 async function measure(name: string, formation: LocalFormation, cannon: CannonOptions): Promise<Figure> {
+  const figure = await measureOnce(name, formation, cannon, options.DURATION);
+  figures.push(figure);
+  return figure;
+}
+
+async function measureOnce(name: string, formation: LocalFormation, cannon: CannonOptions, duration: number): Promise<Figure> {
   const groups = {
     nginx: withChildren(formation.nginx.pid!),
     replicas: formation.replicas.map((r) => r.service.pid!),
     redis: [formation.redis!.pid!],
   };
   const { value: result, cpu, wallSeconds } = await measureCpu(groups, () =>
-    fire({ connections: options.CONNECTIONS, duration: options.DURATION, timeout: 10, ...cannon }, `bench: ${name}`),
+    fire({ connections: options.CONNECTIONS, duration, timeout: 10, ...cannon }, `bench: ${name}`),
   );
   const cpuCores = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, v / wallSeconds]));
   const total = Object.values(cpu).reduce((a, b) => a + b, 0);
@@ -238,9 +248,59 @@ async function measure(name: string, formation: LocalFormation, cannon: CannonOp
     cpuCores,
     cpuMsPerRequest: (total * 1000) / Math.max(result.requests.total, 1),
     limitedBy: limit(cpuCores),
+    seconds: wallSeconds,
   };
-  figures.push(figure);
   return figure;
+}
+
+interface Measurement {
+  name: string;
+  formation: LocalFormation;
+  cannon: CannonOptions;
+}
+
+/**
+ * Figures to compare, measured in two rounds of half of DURATION each, in
+ * order and then in reverse (A B C, C B A): each figure's mean position in
+ * time is the same, so drift on a shared machine (other work starting or
+ * stopping) falls on all of them alike. Each figure sums its rounds'
+ * requests, seconds and CPU; its latency is its worse round's.
+ */
+async function measureInTurns(measurements: readonly Measurement[]): Promise<Figure[]> {
+  const duration = Math.max(1, Math.round(options.DURATION / 2));
+  const parts = new Map<string, Figure[]>(measurements.map((m) => [m.name, []]));
+  for (const order of [measurements, [...measurements].reverse()]) {
+    for (const m of order) parts.get(m.name)!.push(await measureOnce(m.name, m.formation, m.cannon, duration));
+  }
+  return measurements.map((m) => {
+    const figure = merge(m.name, parts.get(m.name)!);
+    figures.push(figure);
+    return figure;
+  });
+}
+
+function merge(name: string, rounds: Figure[]): Figure {
+  const sum = (of: (f: Figure) => number) => rounds.reduce((total, f) => total + of(f), 0);
+  const seconds = sum((f) => f.seconds);
+  const requests = sum((f) => f.requests);
+  const cpu = Object.fromEntries(Object.keys(rounds[0]!.cpu).map((k) => [k, sum((f) => f.cpu[k] ?? 0)]));
+  const cpuCores = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, v / seconds]));
+  const worst = rounds.reduce((a, b) => (b.latency.p99 > a.latency.p99 ? b : a));
+  return {
+    name,
+    requestsPerSecond: requests / Math.max(seconds, 0.001),
+    requests,
+    latency: worst.latency,
+    errors: sum((f) => f.errors),
+    non2xx: sum((f) => f.non2xx),
+    cpu,
+    cpuCores,
+    cpuMsPerRequest: (Object.values(cpu).reduce((a, b) => a + b, 0) * 1000) / Math.max(requests, 1),
+    limitedBy: limit(cpuCores),
+    note: `${rounds.length} rounds`,
+    seconds,
+    rounds,
+  };
 }
 
 /** What held a figure back: the machine's cores, or one single-threaded process at a full core. */
@@ -317,10 +377,9 @@ const NO_PERSISTENCE = 'no persistence: ';
 
 /**
  * headcount's 4-replica formation and the naive Express one (issue 11), both
- * started and warmed alike, then measured back to back with the naive figure
- * between headcount's JSON and HTML ones, so drift on a shared machine falls on
- * both ratios alike. The naive formation idles while headcount is measured and
- * the other way round. `measureMore` adds this persistence setting's other
+ * started and warmed alike, then headcount's JSON, the naive and headcount's
+ * HTML figure measured in turns (measureInTurns). The naive formation idles
+ * while headcount is measured and the other way round. `measureMore` adds this persistence setting's other
  * figures on headcount's formation afterwards.
  */
 async function headcountAndNaive(persistence: boolean, prefix: string, measureMore: (f: LocalFormation) => Promise<void> = async () => {}) {
@@ -335,9 +394,11 @@ async function headcountAndNaive(persistence: boolean, prefix: string, measureMo
         await warmUp(f, f.lbUrl);
         await warmUp(naive, naive.lbUrl);
         if (persistence) await measure('nginx alone: static 200 (the ceiling)', f, visit(`${f.lbUrl}/lb-healthz`, {}));
-        await measure(`${prefix}4 replicas via nginx`, f, visit(f.lbUrl));
-        await measure(`${prefix}naive Express, 4 replicas via nginx`, naive, visit(naive.lbUrl, html));
-        await measure(`${prefix}4 replicas via nginx, HTML`, f, visit(f.lbUrl, html));
+        await measureInTurns([
+          { name: `${prefix}4 replicas via nginx`, formation: f, cannon: visit(f.lbUrl) },
+          { name: `${prefix}naive Express, 4 replicas via nginx`, formation: naive, cannon: visit(naive.lbUrl, html) },
+          { name: `${prefix}4 replicas via nginx, HTML`, formation: f, cannon: visit(f.lbUrl, html) },
+        ]);
         await measureMore(f);
       }),
     { redisPersistence: persistence },
@@ -435,7 +496,7 @@ process.stdout.write(
     `Through nginx the answer is JSON unless a figure says HTML; Redis keeps redis.conf's AOF unless it says no persistence.\n` +
     `${table.toString()}\n${ratioTable.toString()}\n` +
     `headcount against the naive Express formation (issue 11; loadtest/naive-replica.ts behind the same nginx without its access log,\n` +
-    `same replica count, a Redis of its own with the same redis.conf; each persistence setting measured back to back in one pair of formations):\n` +
+    `same replica count, a Redis of its own with the same redis.conf; per persistence setting one pair of formations, measured in turns: A B C, C B A):\n` +
     `${naiveTable.toString()}\n` +
     `target: headcount 4-replica formation >= ${NAIVE_TARGET.toFixed(2)}x naive Express formation (same persistence: ${redisPersistence['']!.headcount}): ` +
     `${targetRows.map((c) => `${c.answer} ${c.ratio.toFixed(2)}x ${verdict(c.ratio >= NAIVE_TARGET)}`).join(', ')}\n` +
