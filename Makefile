@@ -10,7 +10,7 @@ SOURCES      := $(shell find web admin formation loadtest -name '*.ts' -not -nam
 CLI          := node dist/formation/cli.js
 
 .DEFAULT_GOAL := help
-.PHONY: help install build package release releases deploy rollback up start stop restart status logs reset-count loadtest loadtest-k6 bench chaos test test-unit test-integration test-cluster test-docker test-swarm typecheck os-deps test-deps clean clean-data
+.PHONY: help install build package release releases deploy rollback up start stop restart status logs reset-count loadtest loadtest-k6 bench bench-compare chaos test test-unit test-integration test-cluster test-docker test-swarm typecheck os-deps test-deps clean clean-data
 
 help: ## Show this help
 	@printf 'headcount: stateless counter replicas behind Nginx, sharing one Redis.\n\n'
@@ -78,6 +78,9 @@ loadtest-k6: ## The k6 scenarios (accuracy, throughput): via the compose loadtes
 
 bench: build ## Scaling and overhead figures side by side (1/2/4 replicas, direct, exactly-once vs INCR, nginx ceiling, bare node:http, naive Express)
 	@node dist/loadtest/bench.js
+
+bench-compare: build ## One change before and after, in one run: BEFORE=<git rev> (packaged like make package) against this checkout (or AFTER=<rev>), 4 replicas via nginx, alternating rounds (ROUNDS DURATION CONNECTIONS ANSWER=json|html)
+	@node dist/loadtest/compare.js
 
 chaos: build ## Fault scenarios under load (replica kill/SIGTERM/rolling restart, nginx reload, Redis stop/hang/restart/long outage); one table
 	@node dist/loadtest/chaos/cli.js

@@ -75,7 +75,7 @@ export function createApp({ store, replicaId, release = 'dev', logger, lifecycle
   const replicaJson = JSON.stringify(replicaId);
   const renderPage = createPage(replicaId, release);
   const countAndReply = async (req: Request, res: Response, format: 'html' | 'json') => {
-    const count = await store.countVisit(requestIdOf(req));
+    const { number: count } = await store.countVisit(requestIdOf(req));
     if (format === 'json') reply(res, 'application/json; charset=utf-8', `{"count":${count},"replica":${replicaJson}}`);
     else reply(res, 'text/html; charset=utf-8', renderPage(count));
   };

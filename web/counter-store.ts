@@ -11,9 +11,9 @@ export interface CounterStore {
   /**
    * Counts one visit and returns its visitor number. With a request id, a
    * repeat of the same id (Nginx retrying on another replica) returns the
-   * number first given to it instead of counting again.
+   * number first given to it instead of counting again, marked as a repeat.
    */
-  countVisit(requestId?: string): Promise<number>;
+  countVisit(requestId?: string): Promise<CountedVisit>;
   read(): Promise<number>;
   /**
    * Sets the count to `to` and clears the per-replica breakdown, atomically,
@@ -25,6 +25,12 @@ export interface CounterStore {
    * StoreUnavailableError or StoreRefusedError (saying why) otherwise.
    */
   ping(): Promise<void>;
+}
+
+/** A visitor number, and whether this call handed it out or only repeated it (a request id seen before). */
+export interface CountedVisit {
+  number: number;
+  repeat: boolean;
 }
 
 const messageOf = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause));
@@ -96,14 +102,16 @@ export const presenceKey = (counterKey: string) => `${counterKey}:live`;
 // was counted before, hand back its number; otherwise INCR, remember the number
 // under the id for `ttl` seconds, and add the visit to this replica's share of
 // the breakdown (never for a repeat). Redis runs a script without interleaving
-// other commands, so the breakdown never runs ahead of the count.
+// other commands, so the breakdown never runs ahead of the count. The reply,
+// {number, 1 if counted now}, is the caller's only: the data it leaves is the
+// contract's, whatever the reply's shape.
 const COUNT_ONCE = `
 local seen = redis.call('GET', KEYS[2])
-if seen then return tonumber(seen) end
+if seen then return { tonumber(seen), 0 } end
 local n = redis.call('INCR', KEYS[1])
 redis.call('SET', KEYS[2], n, 'EX', ARGV[1])
 redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
-return n
+return { n, 1 }
 `;
 // The same without a request id (direct callers that send none).
 const COUNT = `
@@ -122,7 +130,7 @@ return { redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call(
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    headcountCountOnce2(counterKey: string, requestKey: string, breakdownKey: string, ttlSeconds: number, replica: string): Result<number, Context>;
+    headcountCountOnce2(counterKey: string, requestKey: string, breakdownKey: string, ttlSeconds: number, replica: string): Result<[number, 0 | 1], Context>;
     headcountCount2(counterKey: string, breakdownKey: string, replica: string): Result<number, Context>;
     headcountSnapshot2(
       counterKey: string,
@@ -223,17 +231,18 @@ export function createRedisCounterStore(redis: Redis, options: RedisCounterOptio
   // misses (at most one a second), never the real breakdown.
   const probeShares = requestKey(counterKey, 'readyz:probe:replicas');
 
-  const countOnce = (requestId: string | undefined) =>
-    requestId === undefined
-      ? redis.headcountCount2(counterKey, shares, replicaId)
-      : redis.headcountCountOnce2(counterKey, requestKey(counterKey, requestId), shares, idempotencyTtlSeconds, replicaId);
+  const countOnce = async (requestId: string | undefined): Promise<CountedVisit> => {
+    if (requestId === undefined) return { number: await redis.headcountCount2(counterKey, shares, replicaId), repeat: false };
+    const [number, counted] = await redis.headcountCountOnce2(counterKey, requestKey(counterKey, requestId), shares, idempotencyTtlSeconds, replicaId);
+    return { number, repeat: counted === 0 };
+  };
 
   return {
     async countVisit(requestId) {
       try {
-        const number = await guard(() => countOnce(requestId));
+        const visit = await guard(() => countOnce(requestId));
         refused = undefined;
-        return number;
+        return visit;
       } catch (error) {
         if (error instanceof StoreRefusedError) refused = { error, at: Date.now() };
         throw error;

@@ -135,22 +135,20 @@ export function createMetrics({ release, replica, liveStreams = () => 0 }: Metri
 
 /**
  * The counter store, timed: count_visit, read and ping, each with its errors.
- * A visit counts in headcount_visits_counted_total when countVisit hands out a
- * number. A repeat of a request id (nginx retrying a visit whose first attempt
- * reached Redis) counts on the replica that answers it; the replica of the
- * first attempt gave up on it (a 503 after REDIS_COMMAND_TIMEOUT_MS) and did
- * not count it, so each number counts once, unless that replica answered only
- * after nginx had stopped waiting for it (proxy_read_timeout): see docs/metrics.md.
- * Every other method of the store passes through as it is (untimed: a
- * method the live page's tick uses can be timed as `live` with timeRedis).
+ * headcount_visits_counted_total counts the numbers this replica handed out,
+ * never a repeat of a request id (nginx retrying a visit whose first attempt
+ * reached Redis, on this replica or another), so summed over the replicas it
+ * is the visits counted. Every other method of the store passes through as it
+ * is (untimed: a method the live page's tick uses can be timed as `live` with
+ * timeRedis).
  */
 export function instrumentStore<S extends CounterStore>(store: S, metrics: Metrics): S {
   return {
     ...store,
     async countVisit(requestId) {
-      const number = await metrics.timeRedis('count_visit', () => store.countVisit(requestId));
-      metrics.visitCounted();
-      return number;
+      const visit = await metrics.timeRedis('count_visit', () => store.countVisit(requestId));
+      if (!visit.repeat) metrics.visitCounted();
+      return visit;
     },
     read: () => metrics.timeRedis('read', () => store.read()),
     ping: () => metrics.timeRedis('ping', () => store.ping()),

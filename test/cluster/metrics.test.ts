@@ -147,6 +147,32 @@ describe('Prometheus beside the local formation (make start MONITORING=1)', () =
     expect(perReplica.every((s) => Number(s.value[1]) > 0)).toBe(true);
   });
 
+  test('When one visit reaches every replica with the same X-Request-Id (as nginx retries it), then the count and the sum of the replicas\' visit counters each move by 1', async () => {
+    const replicas = state().replicas;
+    // Straight from each replica: what Prometheus would scrape next.
+    const counted = async () => {
+      let sum = 0;
+      for (const r of replicas) {
+        const text = await (await fetch(`http://127.0.0.1:${r.metricsPort}/metrics`)).text();
+        sum += Number(/^headcount_visits_counted_total (\S+)$/m.exec(text)![1]);
+      }
+      return sum;
+    };
+    const countOf = async () => ((await (await fetch(`http://127.0.0.1:${lbPort}/api/count`)).json()) as { count: number }).count;
+    const before = { counted: await counted(), count: await countOf() };
+    const id = `retried-${randomBytes(8).toString('hex')}`;
+
+    const answers = [];
+    for (const r of replicas) {
+      const answer = await fetch(`http://127.0.0.1:${r.port}/`, { headers: { accept: 'application/json', 'x-request-id': id } });
+      answers.push({ status: answer.status, ...((await answer.json()) as { count: number }) });
+    }
+
+    expect(new Set(answers.map((a) => `${a.status} ${a.count}`))).toEqual(new Set([`200 ${before.count + 1}`]));
+    expect(await countOf()).toBe(before.count + 1);
+    expect((await counted()) - before.counted).toBe(1);
+  });
+
   test('When the Redis exporter logs in, then its user reads server figures only: INFO works, the count cannot be read or written', async () => {
     const redisPort = new URL(state().redisUrl).port;
     const exporter = new Redis(`redis://headcount-exporter:${exporterPassword}@127.0.0.1:${redisPort}`, { enableReadyCheck: false, maxRetriesPerRequest: 0 });

@@ -33,9 +33,10 @@ describe('the Redis counter store', () => {
   test('When 500 visits are counted at once, then each gets its own number and together they are 1..500', async () => {
     const store = storeOn(redis);
 
-    const numbers = await Promise.all(range(1, 500).map((i) => store.countVisit(`req-${i}-${randomUUID()}`)));
+    const visits = await Promise.all(range(1, 500).map((i) => store.countVisit(`req-${i}-${randomUUID()}`)));
 
-    expect(numbers.toSorted((a, b) => a - b)).toEqual(range(1, 500));
+    expect(visits.map((v) => v.number).toSorted((a, b) => a - b)).toEqual(range(1, 500));
+    expect(visits.filter((v) => v.repeat)).toEqual([]);
     expect(await store.read()).toBe(500);
   });
 
@@ -47,7 +48,7 @@ describe('the Redis counter store', () => {
     await new Promise((resolve) => setImmediate(resolve));
     for (const until = performance.now() + 600; performance.now() < until; );
 
-    await expect(visit).resolves.toBe(1);
+    await expect(visit).resolves.toEqual({ number: 1, repeat: false });
   });
 
   test('When the handshake is slower than the command timeout (a busy host at start), then it completes and the client counts', async () => {
@@ -66,8 +67,8 @@ describe('the Redis counter store', () => {
       await ready(slowStart);
       const store = storeOn(slowStart);
 
-      await expect(store.countVisit(randomUUID())).resolves.toBe(1);
-      await expect(store.countVisit(randomUUID())).resolves.toBe(2);
+      await expect(store.countVisit(randomUUID())).resolves.toEqual({ number: 1, repeat: false });
+      await expect(store.countVisit(randomUUID())).resolves.toEqual({ number: 2, repeat: false });
       // The handshake was not cut short by a timeout (which reconnects, and was seen to wedge the client).
       expect(errors).toEqual([]);
     } finally {
@@ -75,7 +76,7 @@ describe('the Redis counter store', () => {
     }
   });
 
-  test('When the same request id is counted twice, then the repeat gets the first number and the count moves once', async () => {
+  test('When the same request id is counted twice, then the repeat gets the first number, marked a repeat, and the count moves once', async () => {
     const store = storeOn(redis);
     await store.countVisit();
     const id = randomUUID();
@@ -83,7 +84,10 @@ describe('the Redis counter store', () => {
     const first = await store.countVisit(id);
     const retry = await store.countVisit(id);
 
-    expect([first, retry]).toEqual([2, 2]);
+    expect([first, retry]).toEqual([
+      { number: 2, repeat: false },
+      { number: 2, repeat: true },
+    ]);
     expect(await store.read()).toBe(2);
   });
 
@@ -91,9 +95,10 @@ describe('the Redis counter store', () => {
     const store = storeOn(redis);
     const id = randomUUID();
 
-    const numbers = await Promise.all(range(1, 50).map(() => store.countVisit(id)));
+    const visits = await Promise.all(range(1, 50).map(() => store.countVisit(id)));
 
-    expect(new Set(numbers)).toEqual(new Set([1]));
+    expect(new Set(visits.map((v) => v.number))).toEqual(new Set([1]));
+    expect(visits.filter((v) => !v.repeat)).toHaveLength(1);
     expect(await store.read()).toBe(1);
   });
 
@@ -133,7 +138,7 @@ describe('the Redis counter store', () => {
 
     expect(await store.reset()).toEqual({ previous: 7, current: 0 });
     expect(await store.reset(42)).toEqual({ previous: 0, current: 42 });
-    expect(await store.countVisit()).toBe(43);
+    expect(await store.countVisit()).toEqual({ number: 43, repeat: false });
   });
 
   test('When the key does not exist yet, then the count reads 0', async () => {
@@ -158,7 +163,7 @@ describe('the per-replica breakdown (counting contract 2)', () => {
     const ids = range(1, 800).map((i) => `req-${i}-${randomUUID()}`);
 
     // Every visit on replica i % 4; each tenth is retried on the next replica.
-    const numbers = await Promise.all(
+    const pairs = await Promise.all(
       ids.map(async (id, i) => {
         const first = stores[i % 4]!.countVisit(id);
         const retry = i % 10 === 0 ? stores[(i + 1) % 4]!.countVisit(id) : first;
@@ -167,7 +172,9 @@ describe('the per-replica breakdown (counting contract 2)', () => {
     );
     const reading = await stores[0]!.snapshot();
 
-    expect(numbers.every(([a, b]) => a === b)).toBe(true);
+    expect(pairs.every(([a, b]) => a.number === b.number)).toBe(true);
+    // Of a visit and its retry, exactly one was counted now (the other is the repeat).
+    expect(pairs.filter(([a, b]) => a !== b && a.repeat === b.repeat)).toEqual([]);
     expect(reading.total).toBe(800);
     expect(sum(reading.breakdown)).toBe(800);
     // A visit and its retry race: whichever replica counts it first gets the
@@ -206,7 +213,9 @@ describe('the per-replica breakdown (counting contract 2)', () => {
     const ids = range(1, 300).map(() => randomUUID());
 
     // Each visit counted by one release and retried on the other.
-    const pairs = await Promise.all(ids.map(async (id, i) => (i % 2 ? [await v1(id), await v2!.countVisit(id)] : [await v2!.countVisit(id), await v1(id)])));
+    const pairs = await Promise.all(
+      ids.map(async (id, i) => (i % 2 ? [await v1(id), (await v2!.countVisit(id)).number] : [(await v2!.countVisit(id)).number, await v1(id)])),
+    );
     const reading = await v2!.snapshot();
 
     expect(pairs.every(([x, y]) => x === y)).toBe(true);

@@ -12,10 +12,10 @@ export function createMemoryStore() {
   const store: CounterStore = {
     async countVisit(requestId) {
       if (down) throw new StoreUnavailableError(new Error('down'));
-      if (requestId !== undefined && seen.has(requestId)) return seen.get(requestId)!;
+      if (requestId !== undefined && seen.has(requestId)) return { number: seen.get(requestId)!, repeat: true };
       count += 1;
       if (requestId !== undefined) seen.set(requestId, count);
-      return count;
+      return { number: count, repeat: false };
     },
     async read() {
       if (down) throw new StoreUnavailableError(new Error('down'));

@@ -18,7 +18,7 @@ const readThenWrite: StoreFactory = (redis, config) => ({
     try {
       const current = Number((await redis.get(config.COUNTER_KEY)) ?? 0);
       await redis.set(config.COUNTER_KEY, current + 1);
-      return current + 1;
+      return { number: current + 1, repeat: false };
     } catch (error) {
       throw new StoreUnavailableError(error);
     }
@@ -27,7 +27,7 @@ const readThenWrite: StoreFactory = (redis, config) => ({
 
 const perProcess: StoreFactory = (redis, config) => {
   let count = 0;
-  return { ...realStore(redis, config), read: async () => count, countVisit: async () => ++count };
+  return { ...realStore(redis, config), read: async () => count, countVisit: async () => ({ number: ++count, repeat: false }) };
 };
 
 const faulty =
@@ -38,10 +38,10 @@ const faulty =
     return {
       ...store,
       async countVisit(requestId) {
-        const number = await store.countVisit(ignoreRequestId ? undefined : requestId);
+        const visit = await store.countVisit(ignoreRequestId ? undefined : requestId);
         if (faultHere && fault === 'crash') process.kill(process.pid, 'SIGKILL');
         if (faultHere && fault === 'stall') await new Promise(() => {});
-        return number;
+        return visit;
       },
     } satisfies CounterStore;
   };

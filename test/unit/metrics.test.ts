@@ -70,6 +70,23 @@ describe('the replica metrics (web/metrics.ts)', () => {
     expect(sample(text, 'headcount_redis_command_duration_seconds_count{operation="ping"}')).toBe(1);
   });
 
+  test('When a request id is counted again (a retry), then the repeat is timed but not counted: each number counts once', async () => {
+    const metrics = metricsFor();
+    const store = instrumentStore(createMemoryStore().store, metrics);
+
+    const first = await store.countVisit('retried-id');
+    const repeat = await store.countVisit('retried-id');
+    await store.countVisit('another-id');
+    const text = await metrics.registry.metrics();
+
+    expect([first, repeat]).toEqual([
+      { number: 1, repeat: false },
+      { number: 1, repeat: true },
+    ]);
+    expect(sample(text, 'headcount_visits_counted_total')).toBe(2);
+    expect(sample(text, 'headcount_redis_command_duration_seconds_count{operation="count_visit"}')).toBe(3);
+  });
+
   test('When store operations fail, then errors are counted by kind (timeout, connection, other) and a failed visit is not counted', async () => {
     const metrics = metricsFor();
     const failures: unknown[] = [

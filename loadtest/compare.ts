@@ -1,0 +1,162 @@
+// `make bench-compare BEFORE=<git rev>`: one change measured before and after,
+// in one run, on the formation users start (REPLICAS replicas behind nginx,
+// Redis with redis/redis.conf's persistence). BEFORE is packaged the way
+// `make package` packages a commit (formation/artifact.ts; kept under
+// .run/bench-compare, so a second comparison reuses it); AFTER is this
+// checkout's build, or another rev. Both formations run side by side and are
+// loaded in turn, in rounds whose order alternates, so drift on a noisy
+// machine falls on both alike; each round pairs a before with an after.
+//   BEFORE (required), AFTER (default: this checkout), ROUNDS (default 6),
+//   DURATION (s per round, default 8), CONNECTIONS (default 100),
+//   ANSWER json|html (default json), REPLICAS (default 4)
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { packageArtifact } from '../formation/artifact.js';
+import type { LocalFormation, ReplicaRelease } from '../formation/local-formation.js';
+import { fromRoot, ROOT } from '../formation/paths.js';
+import { ConfigError, integer, parseEnv } from '../web/env.js';
+import { fire, latencyOf, type CannonOptions } from './cannon.js';
+import { measureCpu, withChildren } from './cpu.js';
+import { machine, RESULTS_DIR } from './report.js';
+import { newTable } from './terminal.js';
+import { startThrowawayFormation, type ThrowawayFormation } from './throwaway-formation.js';
+
+const usage = (message: string): never => {
+  process.stderr.write(`make bench-compare: ${message}\n`);
+  process.exit(2);
+};
+const options = (() => {
+  try {
+    return parseOptions();
+  } catch (error) {
+    return usage(error instanceof ConfigError ? error.message : String(error));
+  }
+})();
+function parseOptions() {
+  return parseEnv(
+  z.object({
+    BEFORE: z.string({ error: 'is required: the git rev to measure against, e.g. BEFORE=HEAD~1' }).min(1),
+    AFTER: z.string().min(1).optional(),
+    ROUNDS: integer(2, 100).default(6),
+    DURATION: integer(1, 600).default(8),
+    CONNECTIONS: integer(1, 10_000).default(100),
+    ANSWER: z.enum(['json', 'html']).default('json'),
+    REPLICAS: integer(1, 16).default(4),
+  }),
+  process.env,
+  );
+}
+
+const CACHE = fromRoot('.run', 'bench-compare');
+const GROUPS = ['nginx', 'replicas', 'redis', 'load generator'] as const;
+
+const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
+
+/** The artifact of `rev` (built once, then reused), from a throwaway worktree so this checkout is untouched. */
+async function packageRev(rev: string): Promise<ReplicaRelease & { commit: string }> {
+  let commit = '';
+  try {
+    commit = git('rev-parse', '--verify', '--quiet', `${rev}^{commit}`);
+  } catch {
+    usage(`${rev} names no commit in ${ROOT} (git rev-parse --verify ${rev})`);
+  }
+  await mkdir(CACHE, { recursive: true });
+  const worktree = await mkdtemp(path.join(CACHE, 'tree-'));
+  try {
+    git('worktree', 'add', '--detach', '--quiet', worktree, commit);
+    const artifact = await packageArtifact({ releasesDir: CACHE, image: false, root: worktree, say: (line) => process.stderr.write(`${line}\n`) });
+    return { id: `${rev.replace(/[^A-Za-z0-9._-]/g, '_')}-${artifact.tag}`.slice(0, 64), folder: artifact.folder, config: {}, commit };
+  } finally {
+    git('worktree', 'remove', '--force', worktree);
+    await rm(worktree, { recursive: true, force: true });
+  }
+}
+
+interface Side {
+  name: string;
+  what: string;
+  formation: ThrowawayFormation;
+  rounds: { requests: number; seconds: number; p50: number; p99: number; cpu: Record<string, number> }[];
+}
+
+const headers = options.ANSWER === 'json' ? { accept: 'application/json' } : { accept: 'text/html' };
+const load = (f: LocalFormation, extra: Partial<CannonOptions>): CannonOptions => ({ url: f.lbUrl, headers, connections: options.CONNECTIONS, timeout: 10, ...extra });
+
+async function round(side: Side, index: number) {
+  const f = side.formation;
+  const groups = { nginx: withChildren(f.nginx.pid!), replicas: f.replicas.map((r) => r.service.pid!), redis: [f.redis!.pid!] };
+  const { value: result, cpu } = await measureCpu(groups, () => fire(load(f, { duration: options.DURATION }), `bench-compare: ${side.name}, round ${index + 1} of ${options.ROUNDS}`));
+  if (result.errors > 0 || result.non2xx > 0) throw new Error(`${side.name}: ${result.errors} errors and ${result.non2xx} non-2xx answers in round ${index + 1}: not a fair figure`);
+  const { p50, p99 } = latencyOf(result);
+  side.rounds.push({ requests: result.requests.total, seconds: result.duration, p50, p99, cpu });
+}
+
+const median = (values: number[]) => {
+  const sorted = values.toSorted((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+function summary(side: Side) {
+  const requests = side.rounds.reduce((sum, r) => sum + r.requests, 0);
+  const seconds = side.rounds.reduce((sum, r) => sum + r.seconds, 0);
+  const cpuMs = Object.fromEntries(GROUPS.map((g) => [g, (side.rounds.reduce((sum, r) => sum + (r.cpu[g] ?? 0), 0) * 1000) / Math.max(requests, 1)]));
+  return {
+    requestsPerSecond: requests / Math.max(seconds, 0.001),
+    p50: median(side.rounds.map((r) => r.p50)),
+    p99: median(side.rounds.map((r) => r.p99)),
+    cpuMsPerVisit: cpuMs,
+    cpuMsPerVisitTotal: Object.values(cpuMs).reduce((a, b) => a + b, 0),
+  };
+}
+
+const before = await packageRev(options.BEFORE);
+const after = options.AFTER ? await packageRev(options.AFTER) : undefined;
+const afterWhat = after ? `${options.AFTER} (${after.commit.slice(0, 12)})` : `this checkout (${git('rev-parse', '--short=12', 'HEAD')}${git('status', '--porcelain', '--untracked-files=no') ? ', with uncommitted changes' : ''})`;
+const started: ThrowawayFormation[] = [];
+try {
+  const start = async (release: ReplicaRelease | undefined) => {
+    const f = await startThrowawayFormation({ purpose: 'bench-compare', replicas: options.REPLICAS, ...(release ? { release } : {}) });
+    started.push(f);
+    return f;
+  };
+  const sides: Side[] = [
+    { name: 'before', what: `${options.BEFORE} (${before.commit.slice(0, 12)})`, formation: await start(before), rounds: [] },
+    { name: 'after', what: afterWhat, formation: await start(after), rounds: [] },
+  ];
+  // Unmeasured first: V8 compiles the hot code only after thousands of calls.
+  for (const side of sides) await fire(load(side.formation, { amount: 5_000 * options.REPLICAS }), `bench-compare: warm-up ${side.name}`);
+  for (let i = 0; i < options.ROUNDS; i++) {
+    for (const side of i % 2 ? [...sides].reverse() : sides) await round(side, i);
+  }
+
+  const [b, a] = sides.map(summary) as [ReturnType<typeof summary>, ReturnType<typeof summary>];
+  const paired = sides[0]!.rounds.map((r, i) => sides[1]!.rounds[i]!.requests / sides[1]!.rounds[i]!.seconds / (r.requests / r.seconds));
+  const table = newTable(['', 'req/s', 'p50 ms', 'p99 ms', ...GROUPS, 'all']);
+  const row = (label: string, s: typeof b) => [label, Math.round(s.requestsPerSecond), s.p50, s.p99, ...GROUPS.map((g) => s.cpuMsPerVisit[g]!.toFixed(3)), s.cpuMsPerVisitTotal.toFixed(3)];
+  table.push(row(`before: ${sides[0]!.what}`, b), row(`after: ${sides[1]!.what}`, a));
+  table.push([
+    'after / before',
+    (a.requestsPerSecond / b.requestsPerSecond).toFixed(3),
+    (a.p50 / b.p50).toFixed(2),
+    (a.p99 / b.p99).toFixed(2),
+    ...GROUPS.map((g) => (a.cpuMsPerVisit[g]! / b.cpuMsPerVisit[g]!).toFixed(3)),
+    (a.cpuMsPerVisitTotal / b.cpuMsPerVisitTotal).toFixed(3),
+  ]);
+  const m = machine();
+  process.stdout.write(
+    `make bench-compare: ${options.REPLICAS} replicas via nginx, ${options.ANSWER} answers, ${options.ROUNDS} rounds of ${options.DURATION} s each at ${options.CONNECTIONS} connections, alternating; ` +
+      `${m.cpus} CPUs (${m.cpuModel}), Node ${m.node}\n` +
+      `${table.toString()}\n` +
+      `after / before req/s, round by round: ${paired.map((r) => r.toFixed(3)).join(' ')} (median ${median(paired).toFixed(3)}, range ${Math.min(...paired).toFixed(3)}-${Math.max(...paired).toFixed(3)})\n` +
+      `p50 and p99: the median of the rounds'. nginx ... all: CPU-ms per visit by process group (CPU time over all rounds / visits).\n`,
+  );
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, `compare-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  await writeFile(file, `${JSON.stringify({ machine: m, options, before: { ...sides[0], formation: undefined, summary: b }, after: { ...sides[1], formation: undefined, summary: a }, paired }, null, 2)}\n`);
+  process.stdout.write(`report: ${file}\n`);
+} finally {
+  for (const f of started) await f.destroy();
+}
