@@ -76,7 +76,7 @@ loadtest: build ## Prove count accuracy and measure throughput with autocannon (
 loadtest-k6: ## The k6 scenarios (accuracy, throughput): via the compose loadtest profile when a Docker formation runs, else a local k6
 	@sh loadtest/k6/run.sh
 
-bench: build ## Scaling and overhead figures side by side (1/2/4 replicas, direct, exactly-once vs INCR, nginx ceiling, bare node:http)
+bench: build ## Scaling and overhead figures side by side (1/2/4 replicas, direct, exactly-once vs INCR, nginx ceiling, bare node:http, naive Express)
 	@node dist/loadtest/bench.js
 
 bench-compare: build ## One change before and after, in one run: BEFORE=<git rev> (packaged like make package) against this checkout (or AFTER=<rev>), 4 replicas via nginx, alternating rounds (ROUNDS DURATION CONNECTIONS ANSWER=json|html)

@@ -54,7 +54,17 @@ export interface LocalFormationOptions {
   release?: ReplicaRelease;
   /** MONITORING=1: Prometheus on this port, and the nginx and Redis exporters (formation/monitoring.ts). */
   monitoring?: { prometheusPort: number };
+  /** false: nginx without its access log. Only `make bench`'s naive Express baseline (issue 11). Default true. */
+  lbAccessLog?: boolean;
+  /**
+   * false: the formation's own Redis keeps nothing on disk (REDIS_WITHOUT_PERSISTENCE).
+   * Only `make bench`, to measure what persistence costs. Default true: redis.conf's AOF.
+   */
+  redisPersistence?: boolean;
 }
+
+/** redis.conf's persistence, turned off: no AOF, no RDB snapshots. */
+export const REDIS_WITHOUT_PERSISTENCE = ['--appendonly', 'no', '--save', ''] as const;
 
 export interface ReplicaProcess {
   id: string;
@@ -174,7 +184,11 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
         {
           name: 'redis',
           command: requireExecutable('redis-server'),
-          args: [REDIS_CONF, '--port', String(port), '--bind', '127.0.0.1', '--dir', dataDir, '--aclfile', aclFile],
+          args: [
+            REDIS_CONF,
+            ...['--port', String(port), '--bind', '127.0.0.1', '--dir', dataDir, '--aclfile', aclFile],
+            ...(options.redisPersistence === false ? REDIS_WITHOUT_PERSISTENCE : []),
+          ],
           restart: true,
           logFd: outputOf('redis'),
           announce,
@@ -259,7 +273,10 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
     const runtimeDir = path.resolve(stateDir, 'nginx');
     await mkdir(runtimeDir, { recursive: true });
     const confPath = path.join(runtimeDir, 'nginx.conf');
-    await writeFile(confPath, await renderLocalNginxConfig({ lbPort, replicaPorts, runtimeDir, statusPort, env: { ...process.env, ...options.lbEnv } }));
+    await writeFile(
+      confPath,
+      await renderLocalNginxConfig({ lbPort, replicaPorts, runtimeDir, statusPort, env: { ...process.env, ...options.lbEnv }, accessLog: options.lbAccessLog }),
+    );
     const nginxArgs = ['-p', runtimeDir, '-c', confPath, '-e', 'stderr'];
     await checkNginxConfig(nginxBin, nginxArgs);
     const nginx = new Service(

@@ -97,6 +97,12 @@ export interface LocalLbOptions {
   host?: string;
   /** Where LB_RATE_LIMIT, LB_RATE_BURST, ... come from. Default: this process's environment. */
   env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * false: no access log (withoutAccessLog). Only for `make bench`'s naive
+   * Express baseline (issue 11), which logs nothing; every formation people
+   * run keeps the default, true.
+   */
+  accessLog?: boolean;
 }
 
 /** The values the local formation substitutes: one `server` line per replica, no resolver. */
@@ -136,8 +142,24 @@ export function exemptGeoLines(addresses: readonly string[]): string {
   return addresses.length === 0 ? '# (no exempt address)' : addresses.map((a) => `${a} 1;`).join('\n        ');
 }
 
+/** The template's access log: one JSON line per request to stdout, at the http level. */
+const ACCESS_LOG = /^([ \t]*)access_log \/dev\/stdout headcount_json\b[^;\n]*;$/gm;
+
+/**
+ * The rendered config with that access log off (`access_log off;` in its
+ * place; the locations that already had it off keep it). Throws unless the
+ * config has exactly one such line, so a changed template can never leave
+ * the log silently on.
+ */
+export function withoutAccessLog(config: string): string {
+  const found = config.match(ACCESS_LOG)?.length ?? 0;
+  if (found !== 1) throw new Error(`expected one "access_log /dev/stdout headcount_json" line in the nginx config, found ${found}`);
+  return config.replace(ACCESS_LOG, '$1access_log off;');
+}
+
 export async function renderLocalNginxConfig(options: LocalLbOptions): Promise<string> {
-  return renderTemplate(await readFile(TEMPLATE_PATH, 'utf8'), localLbValues(options));
+  const config = renderTemplate(await readFile(TEMPLATE_PATH, 'utf8'), localLbValues(options));
+  return options.accessLog === false ? withoutAccessLog(config) : config;
 }
 
 /** This process's hard limit on open files (Node has no getrlimit; the shell does). */

@@ -1,5 +1,6 @@
 // `make bench`: scaling and overhead figures, measured side by side in one run
-// on this machine, printed as ratios, with what limited each figure.
+// on this machine, printed as ratios, with what limited each figure; and
+// headcount against the naive Express formation (issue 11's target).
 //   DURATION (s per figure, default 10), CONNECTIONS (default 100)
 import { randomBytes } from 'node:crypto';
 import { openSync } from 'node:fs';
@@ -20,10 +21,12 @@ import { Service } from '../formation/supervisor.js';
 import { httpOk, waitFor } from '../formation/wait.js';
 import { machine, RESULTS_DIR } from './report.js';
 import { newTable } from './terminal.js';
-import { withThrowawayFormation } from './throwaway-formation.js';
+import { withThrowawayFormation, type ThrowawayOptions } from './throwaway-formation.js';
 
 const options = parseEnv(z.object({ DURATION: integer(1, 600).default(10), CONNECTIONS: integer(1, 10_000).default(100) }), process.env);
 const BARE = [process.execPath, fromRoot('dist/loadtest/bare-replica.js')];
+const NAIVE = [process.execPath, fromRoot('dist/loadtest/naive-replica.js')];
+const startedAt = performance.now();
 
 interface Figure {
   name: string;
@@ -38,6 +41,10 @@ interface Figure {
   cpuMsPerRequest: number;
   limitedBy: string;
   note?: string;
+  /** Wall-clock seconds the load ran (summed over rounds). */
+  seconds: number;
+  /** A figure measured in rounds: each round's own figure. */
+  rounds?: Omit<Figure, 'rounds'>[];
 }
 
 const figures: Figure[] = [];
@@ -153,28 +160,80 @@ async function measureReplicaCosts(f: LocalFormation): Promise<ReplicaCosts> {
   }
 }
 
-const withFormation = <T>(replicas: number, replicaCommand: readonly string[] | undefined, use: (f: LocalFormation) => Promise<T>) =>
-  withThrowawayFormation({ purpose: 'bench', replicas, replicaCommand }, use);
+const withFormation = <T>(
+  replicas: number,
+  replicaCommand: readonly string[] | undefined,
+  use: (f: LocalFormation) => Promise<T>,
+  more: Partial<ThrowawayOptions> = {},
+) => withThrowawayFormation({ purpose: 'bench', replicas, replicaCommand, ...more }, use);
+
+/**
+ * The naive Express formation (issue 11's baseline, loadtest/naive-replica.ts):
+ * as many replicas, the same nginx less its access log, a Redis of its own
+ * with the same redis.conf, or without persistence when `persistence` is
+ * false. COUNTER_KEY=visitorCount gives the replica user of that Redis the
+ * naive app's key (redis/users.acl.template); nothing else reads it.
+ */
+const withNaiveFormation = <T>(persistence: boolean, use: (f: LocalFormation) => Promise<T>) =>
+  withFormation(4, NAIVE, use, { replicaEnv: { COUNTER_KEY: 'visitorCount' }, lbAccessLog: false, redisPersistence: persistence });
 
 /**
  * Unmeasured load first: each replica's V8 compiles its hot code only after
  * thousands of calls, and a cold replica costs several times the CPU per
  * request. With 4 replicas each gets a quarter of the warm-up, so it is sized
- * per replica.
+ * per replica. Both answers, JSON then HTML, so each path is warm; every
+ * formation gets the same warm-up (the naive one answers both with its text).
  */
 async function warmUp(formation: LocalFormation, url: string) {
-  await fire({ url, connections: options.CONNECTIONS, amount: 5_000 * formation.replicas.length, headers: { accept: 'application/json' } }, 'bench: warm-up');
+  for (const headers of [json, html]) {
+    await fire({ url, connections: options.CONNECTIONS, amount: 5_000 * formation.replicas.length, headers }, `bench: warm-up (${headers.accept})`);
+  }
+}
+
+/** Redis's persistence as it runs, read from Redis itself; throws unless it is what the figure is labelled with. */
+async function persistenceOf(formation: LocalFormation, expectOn: boolean): Promise<string> {
+  const redis = new Redis(formation.redisUrl);
+  try {
+    const get = async (name: string) => ((await redis.config('GET', name)) as string[])[1];
+    const [appendonly, appendfsync, save] = [await get('appendonly'), await get('appendfsync'), await get('save')];
+    const on = appendonly === 'yes' || save !== '';
+    if (on !== expectOn) throw new Error(`Redis persistence is ${on ? 'on' : 'off'} (appendonly ${appendonly}, save "${save}"), expected ${expectOn ? 'on' : 'off'}`);
+    return appendonly === 'yes' ? `AOF, appendfsync ${appendfsync}` : save === '' ? 'none' : `RDB, save "${save}"`;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * That a formation answers as the figure says: headcount's HTML page for
+ * text/html; the naive app's text with Express's defaults (ETag and
+ * X-Powered-By) for anything. One visit each, before the figures.
+ */
+async function checkAnswer(url: string, kind: 'headcount' | 'naive') {
+  const response = await fetch(url, { headers: html });
+  const body = await response.text();
+  const ok =
+    kind === 'headcount'
+      ? response.status === 200 && response.headers.get('content-type')?.startsWith('text/html')
+      : response.status === 200 && /^Welcome! Visitor Count: \d+$/.test(body) && response.headers.get('x-powered-by') === 'Express' && response.headers.has('etag');
+  if (!ok) throw new Error(`${url} does not answer as the ${kind} formation: ${response.status} ${response.headers.get('content-type')} ${body.slice(0, 80)}`);
 }
 
 /** One figure: autocannon for DURATION seconds, with every process's CPU time sampled. */
 async function measure(name: string, formation: LocalFormation, cannon: CannonOptions): Promise<Figure> {
+  const figure = await measureOnce(name, formation, cannon, options.DURATION);
+  figures.push(figure);
+  return figure;
+}
+
+async function measureOnce(name: string, formation: LocalFormation, cannon: CannonOptions, duration: number): Promise<Figure> {
   const groups = {
     nginx: withChildren(formation.nginx.pid!),
     replicas: formation.replicas.map((r) => r.service.pid!),
     redis: [formation.redis!.pid!],
   };
   const { value: result, cpu, wallSeconds } = await measureCpu(groups, () =>
-    fire({ connections: options.CONNECTIONS, duration: options.DURATION, timeout: 10, ...cannon }, `bench: ${name}`),
+    fire({ connections: options.CONNECTIONS, duration, timeout: 10, ...cannon }, `bench: ${name}`),
   );
   const cpuCores = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, v / wallSeconds]));
   const total = Object.values(cpu).reduce((a, b) => a + b, 0);
@@ -189,9 +248,59 @@ async function measure(name: string, formation: LocalFormation, cannon: CannonOp
     cpuCores,
     cpuMsPerRequest: (total * 1000) / Math.max(result.requests.total, 1),
     limitedBy: limit(cpuCores),
+    seconds: wallSeconds,
   };
-  figures.push(figure);
   return figure;
+}
+
+interface Measurement {
+  name: string;
+  formation: LocalFormation;
+  cannon: CannonOptions;
+}
+
+/**
+ * Figures to compare, measured in two rounds of half of DURATION each, in
+ * order and then in reverse (A B C, C B A): each figure's mean position in
+ * time is the same, so drift on a shared machine (other work starting or
+ * stopping) falls on all of them alike. Each figure sums its rounds'
+ * requests, seconds and CPU; its latency is its worse round's.
+ */
+async function measureInTurns(measurements: readonly Measurement[]): Promise<Figure[]> {
+  const duration = Math.max(1, Math.round(options.DURATION / 2));
+  const parts = new Map<string, Figure[]>(measurements.map((m) => [m.name, []]));
+  for (const order of [measurements, [...measurements].reverse()]) {
+    for (const m of order) parts.get(m.name)!.push(await measureOnce(m.name, m.formation, m.cannon, duration));
+  }
+  return measurements.map((m) => {
+    const figure = merge(m.name, parts.get(m.name)!);
+    figures.push(figure);
+    return figure;
+  });
+}
+
+function merge(name: string, rounds: Figure[]): Figure {
+  const sum = (of: (f: Figure) => number) => rounds.reduce((total, f) => total + of(f), 0);
+  const seconds = sum((f) => f.seconds);
+  const requests = sum((f) => f.requests);
+  const cpu = Object.fromEntries(Object.keys(rounds[0]!.cpu).map((k) => [k, sum((f) => f.cpu[k] ?? 0)]));
+  const cpuCores = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, v / seconds]));
+  const worst = rounds.reduce((a, b) => (b.latency.p99 > a.latency.p99 ? b : a));
+  return {
+    name,
+    requestsPerSecond: requests / Math.max(seconds, 0.001),
+    requests,
+    latency: worst.latency,
+    errors: sum((f) => f.errors),
+    non2xx: sum((f) => f.non2xx),
+    cpu,
+    cpuCores,
+    cpuMsPerRequest: (Object.values(cpu).reduce((a, b) => a + b, 0) * 1000) / Math.max(requests, 1),
+    limitedBy: limit(cpuCores),
+    note: `${rounds.length} rounds`,
+    seconds,
+    rounds,
+  };
 }
 
 /** What held a figure back: the machine's cores, or one single-threaded process at a full core. */
@@ -250,20 +359,59 @@ async function idempotencyRecordBytes(formation: LocalFormation, counterKey: str
 }
 
 const json = { accept: 'application/json' };
+const html = { accept: 'text/html' };
+const by = (name: string) => {
+  const figure = figures.find((f) => f.name === name);
+  if (!figure) throw new Error(`no figure named "${name}"`);
+  return figure;
+};
+const rps = (name: string) => by(name).requestsPerSecond;
 const visit = (url: string, headers: Record<string, string> = json): CannonOptions => ({ url, headers });
 
 await withFormation(1, undefined, async (f) => {
   replicaCosts = await measureReplicaCosts(f);
 });
-await withFormation(4, undefined, async (f) => {
-  await warmUp(f, f.lbUrl);
-  await measure('nginx alone: static 200 (the ceiling)', f, visit(`${f.lbUrl}/lb-healthz`, {}));
-  const peak = await measure('4 replicas via nginx', f, visit(f.lbUrl));
+/** Each setting's Redis persistence, as each formation's Redis reported it (key: the figures' prefix). */
+const redisPersistence: Record<string, { headcount: string; naive: string }> = {};
+const NO_PERSISTENCE = 'no persistence: ';
+
+/**
+ * headcount's 4-replica formation and the naive Express one (issue 11), both
+ * started and warmed alike, then headcount's JSON, the naive and headcount's
+ * HTML figure measured in turns (measureInTurns). The naive formation idles
+ * while headcount is measured and the other way round. `measureMore` adds this persistence setting's other
+ * figures on headcount's formation afterwards.
+ */
+async function headcountAndNaive(persistence: boolean, prefix: string, measureMore: (f: LocalFormation) => Promise<void> = async () => {}) {
+  await withFormation(
+    4,
+    undefined,
+    (f) =>
+      withNaiveFormation(persistence, async (naive) => {
+        redisPersistence[prefix] = { headcount: await persistenceOf(f, persistence), naive: await persistenceOf(naive, persistence) };
+        await checkAnswer(f.lbUrl, 'headcount');
+        await checkAnswer(naive.lbUrl, 'naive');
+        await warmUp(f, f.lbUrl);
+        await warmUp(naive, naive.lbUrl);
+        if (persistence) await measure('nginx alone: static 200 (the ceiling)', f, visit(`${f.lbUrl}/lb-healthz`, {}));
+        await measureInTurns([
+          { name: `${prefix}4 replicas via nginx`, formation: f, cannon: visit(f.lbUrl) },
+          { name: `${prefix}naive Express, 4 replicas via nginx`, formation: naive, cannon: visit(naive.lbUrl, html) },
+          { name: `${prefix}4 replicas via nginx, HTML`, formation: f, cannon: visit(f.lbUrl, html) },
+        ]);
+        await measureMore(f);
+      }),
+    { redisPersistence: persistence },
+  );
+}
+
+await headcountAndNaive(true, '', async (f) => {
   await measure('1 replica direct, exactly-once', f, { ...visit(f.replicas[0]!.url, { ...json, 'x-request-id': '[<id>]' }), idReplacement: true });
   await measure('1 replica direct, plain INCR', f, visit(f.replicas[0]!.url));
-  await atHalfOfPeak(f, peak.requestsPerSecond);
+  await atHalfOfPeak(f, rps('4 replicas via nginx'));
   recordBytes = await idempotencyRecordBytes(f, loadConfig({}).COUNTER_KEY);
 });
+await headcountAndNaive(false, NO_PERSISTENCE);
 await withFormation(2, undefined, async (f) => {
   await warmUp(f, f.lbUrl);
   await measure('2 replicas via nginx', f, visit(f.lbUrl));
@@ -278,8 +426,6 @@ await withFormation(4, BARE, async (f) => {
   await measure('bare node:http, plain INCR: 1 replica direct', f, visit(f.replicas[0]!.url));
 });
 
-const by = (name: string) => figures.find((f) => f.name === name)!;
-const rps = (name: string) => by(name).requestsPerSecond;
 const ratio = (a: string, b: string) => rps(a) / rps(b);
 const core = (f: Figure, k: string) => (f.cpuCores[k] ?? 0).toFixed(2);
 
@@ -287,7 +433,6 @@ const table = newTable(['figure', 'req/s', 'p50', 'p99', 'nginx', 'replicas', 'r
 for (const f of figures) {
   table.push([f.note ? `${f.name} (${f.note})` : f.name, Math.round(f.requestsPerSecond), f.latency.p50, f.latency.p99, core(f, 'nginx'), core(f, 'replicas'), core(f, 'redis'), core(f, 'load generator'), f.cpuMsPerRequest.toFixed(3), f.limitedBy]);
 }
-const target60 = ratio('4 replicas via nginx', 'bare node:http, plain INCR: 4 replicas via nginx');
 const halfPeakP99 = by('4 replicas via nginx, at half of peak').latency.p99;
 const ratios = [
   ['2 replicas / 1 replica (via nginx)', ratio('2 replicas via nginx', '1 replica via nginx')],
@@ -295,7 +440,8 @@ const ratios = [
   ['1 replica via nginx / 1 replica direct', ratio('1 replica via nginx', '1 replica direct, exactly-once')],
   ['exactly-once / plain INCR (1 replica direct)', ratio('1 replica direct, exactly-once', '1 replica direct, plain INCR')],
   ['4 replicas via nginx / nginx static 200 (ceiling)', ratio('4 replicas via nginx', 'nginx alone: static 200 (the ceiling)')],
-  ['4 replicas / bare node:http formation (target >= 0.60)', target60],
+  ['4 replicas / bare node:http formation (information; issue 11 retired its 0.60 target)', ratio('4 replicas via nginx', 'bare node:http, plain INCR: 4 replicas via nginx')],
+  ['naive Express / bare node:http formation (4 replicas via nginx)', ratio('naive Express, 4 replicas via nginx', 'bare node:http, plain INCR: 4 replicas via nginx')],
   ['Express replica / bare node:http replica (1 direct)', ratio('1 replica direct, exactly-once', 'bare node:http, plain INCR: 1 replica direct')],
   ['metrics on / off: visits per second (1 replica direct)', replicaCosts!.on.requestsPerSecond / replicaCosts!.off.requestsPerSecond],
   [`${OPEN_STREAMS} live streams open / none: visits per second (1 replica direct, metrics on)`, replicaCosts!.streams.requestsPerSecond / replicaCosts!.on.requestsPerSecond],
@@ -311,14 +457,51 @@ const costLine = (what: string, with_: VariantCost, without: VariantCost, withou
 const ratioTable = newTable(['ratio', 'value']);
 for (const [label, value] of ratios) ratioTable.push([label, value.toFixed(2)]);
 
+// Issue 11: headcount ÷ the naive Express formation, per persistence setting
+// and answer. The naive app has one answer (text), so both of headcount's
+// answers are divided by the same naive figure.
+const NAIVE_TARGET = 0.85;
+const comparisons = (['', NO_PERSISTENCE] as const).flatMap((prefix) =>
+  (['HTML', 'JSON'] as const).map((answer) => {
+    const headcount = by(`${prefix}4 replicas via nginx${answer === 'HTML' ? ', HTML' : ''}`);
+    const naive = by(`${prefix}naive Express, 4 replicas via nginx`);
+    return {
+      persistence: redisPersistence[prefix]!.headcount,
+      answer,
+      headcountRequestsPerSecond: headcount.requestsPerSecond,
+      naiveRequestsPerSecond: naive.requestsPerSecond,
+      ratio: headcount.requestsPerSecond / naive.requestsPerSecond,
+      headcountCpuMsPerVisit: headcount.cpuMsPerRequest,
+      naiveCpuMsPerVisit: naive.cpuMsPerRequest,
+      /** The target is set with every guarantee on, AOF included: the persistence-off rows are information. */
+      target: prefix === '' ? NAIVE_TARGET : undefined,
+    };
+  }),
+);
+const naiveTable = newTable(['Redis persistence', 'answer', 'headcount req/s', 'naive req/s', 'headcount ÷ naive', 'CPU-ms/visit headcount', 'CPU-ms/visit naive']);
+for (const c of comparisons) {
+  naiveTable.push([c.persistence, c.answer, Math.round(c.headcountRequestsPerSecond), Math.round(c.naiveRequestsPerSecond), `${c.ratio.toFixed(2)}x`, c.headcountCpuMsPerVisit.toFixed(3), c.naiveCpuMsPerVisit.toFixed(3)]);
+}
+const targetRows = comparisons.filter((c) => c.target !== undefined);
+const verdict = (met: boolean) => (met ? 'MET' : 'NOT MET');
+const halfPeakTarget = { p99: halfPeakP99, limitMs: 10, met: halfPeakP99 <= 10 };
+// A figure with failed requests would flatter (or wrong) its formation: said next to the ratios.
+const failed = figures.filter((f) => f.errors > 0 || f.non2xx > 0).map((f) => `warning: ${f.name}: ${f.errors} errors, ${f.non2xx} non-2xx answers\n`);
+
 const m = machine();
 const ttl = loadConfig({}).IDEMPOTENCY_TTL_SECONDS;
 process.stdout.write(
   `make bench: ${options.DURATION} s per figure at ${options.CONNECTIONS} connections; ${m.cpus} CPUs (${m.cpuModel}), Node ${m.node}\n` +
     `CPU columns are cores in use (1.00 = one core busy the whole run); CPU-ms/req sums every process.\n` +
+    `Through nginx the answer is JSON unless a figure says HTML; Redis keeps redis.conf's AOF unless it says no persistence.\n` +
     `${table.toString()}\n${ratioTable.toString()}\n` +
-    `target: 4-replica formation >= 60% of the bare node:http formation: ${(target60 * 100).toFixed(0)}% ${target60 >= 0.6 ? 'MET' : 'NOT MET'}\n` +
-    `target: p99 < 10 ms at half of peak: ${halfPeakP99} ms ${halfPeakP99 < 10 ? 'MET' : 'NOT MET'}\n` +
+    `headcount against the naive Express formation (issue 11; loadtest/naive-replica.ts behind the same nginx without its access log,\n` +
+    `same replica count, a Redis of its own with the same redis.conf; per persistence setting one pair of formations, measured in turns: A B C, C B A):\n` +
+    `${naiveTable.toString()}\n` +
+    `target: headcount 4-replica formation >= ${NAIVE_TARGET.toFixed(2)}x naive Express formation (same persistence: ${redisPersistence['']!.headcount}): ` +
+    `${targetRows.map((c) => `${c.answer} ${c.ratio.toFixed(2)}x ${verdict(c.ratio >= NAIVE_TARGET)}`).join(', ')}\n` +
+    `target: p99 <= ${halfPeakTarget.limitMs} ms at half of peak: ${halfPeakP99} ms ${verdict(halfPeakTarget.met)}\n` +
+    failed.join('') +
     costLine('metrics', replicaCosts!.on, replicaCosts!.off, 'without (METRICS_PORT=off)') +
     costLine(`${OPEN_STREAMS} live streams open`, replicaCosts!.streams, replicaCosts!.on, 'with none') +
     `idempotency record: ${recordBytes.toFixed(0)} B in Redis; at 10 000 visits/s kept ${ttl} s: ` +
@@ -326,5 +509,26 @@ process.stdout.write(
 );
 await mkdir(RESULTS_DIR, { recursive: true });
 const file = path.join(RESULTS_DIR, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-await writeFile(file, `${JSON.stringify({ machine: m, options, figures, ratios: Object.fromEntries(ratios), replicaCosts, idempotencyRecordBytes: recordBytes }, null, 2)}\n`);
-process.stdout.write(`report: ${file}\n`);
+const runSeconds = (performance.now() - startedAt) / 1000;
+await writeFile(
+  file,
+  `${JSON.stringify(
+    {
+      machine: m,
+      options,
+      runSeconds,
+      figures,
+      ratios: Object.fromEntries(ratios),
+      naive: { redisPersistence, comparisons },
+      targets: {
+        naive: targetRows.map((c) => ({ answer: c.answer, persistence: c.persistence, ratio: c.ratio, target: c.target, met: c.ratio >= c.target! })),
+        halfPeakP99: halfPeakTarget,
+      },
+      replicaCosts,
+      idempotencyRecordBytes: recordBytes,
+    },
+    null,
+    2,
+  )}\n`,
+);
+process.stdout.write(`run time: ${(runSeconds / 60).toFixed(1)} min\nreport: ${file}\n`);

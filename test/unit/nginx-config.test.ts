@@ -4,7 +4,15 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { describe, test, expect } from 'vitest';
 import { checkNginxConfig } from '../../formation/local-formation.js';
-import { BACKUP_SERVER_PARAMS, TEMPLATE_PATH, UPSTREAM_SERVER_PARAMS, localLbValues, renderTemplate } from '../../formation/nginx-config.js';
+import {
+  BACKUP_SERVER_PARAMS,
+  TEMPLATE_PATH,
+  UPSTREAM_SERVER_PARAMS,
+  localLbValues,
+  renderLocalNginxConfig,
+  renderTemplate,
+  withoutAccessLog,
+} from '../../formation/nginx-config.js';
 import { fromRoot } from '../../formation/paths.js';
 import { requireExecutable } from '../../formation/prerequisites.js';
 
@@ -197,5 +205,41 @@ describe('the rendered config keeps the promised settings', () => {
     expect(format![2]).toContain('"upstream_addr":"$upstream_addr"');
     expect(config).toMatch(new RegExp(`^\\s*access_log /dev/stdout ${format![1]}\\b`, 'm'));
     expect(config).toMatch(/^\s*server_tokens off;$/m);
+  });
+});
+
+// make bench's naive Express baseline (issue 11) runs behind the same nginx
+// with its access log off; every other formation keeps the log.
+describe('the access log switch (accessLog: false, for the bench\'s naive baseline only)', () => {
+  const lb = (runtimeDir: string) => ({ lbPort: 18080, replicaPorts: [13001, 13002, 13003, 13004], runtimeDir, statusPort: 18081, env: {} });
+  const httpLevelLog = (config: string) => directives(config).match(/^ {4}access_log .*;$/gm);
+
+  test('When the local config is rendered without the option, then it is the template as before, with the JSON access log', async () => {
+    const config = await renderLocalNginxConfig(lb('/tmp/headcount-lb'));
+
+    expect(config).toBe(renderTemplate(template, localLbValues(lb('/tmp/headcount-lb'))));
+    expect(httpLevelLog(config)).toEqual(['    access_log /dev/stdout headcount_json buffer=64k flush=1s;']);
+  });
+
+  test('When it is rendered with accessLog false, then only the http-level access_log line changes, to off, and nginx accepts it', async () => {
+    await withTempDir(async (dir) => {
+      const on = (await renderLocalNginxConfig(lb(dir))).split('\n');
+      const off = (await renderLocalNginxConfig({ ...lb(dir), accessLog: false })).split('\n');
+
+      await nginxTest(dir, off.join('\n'));
+
+      expect(off).toHaveLength(on.length);
+      const changed = on.flatMap((line, i) => (line === off[i] ? [] : [[line, off[i]]]));
+      expect(changed).toEqual([['    access_log /dev/stdout headcount_json buffer=64k flush=1s;', '    access_log off;']]);
+      expect(directives(off.join('\n'))).not.toMatch(/access_log \/dev\/stdout/);
+    });
+  });
+
+  test('When a config has no such access_log line, or two, then turning it off throws instead of leaving a log on', () => {
+    const config = renderTemplate(template, localValues('/tmp/headcount-lb'));
+    const line = '    access_log /dev/stdout headcount_json buffer=64k flush=1s;';
+
+    expect(() => withoutAccessLog(config.replace(line, '    access_log /dev/stdout headcount_json;\n' + line))).toThrow(/found 2/);
+    expect(() => withoutAccessLog(config.replace(line, ''))).toThrow(/found 0/);
   });
 });
