@@ -2,8 +2,18 @@ import escapeHtml from 'escape-html';
 import { assetUrl } from './assets.js';
 
 const numbers = new Intl.NumberFormat('en-US');
-/** 1234567 -> "1,234,567": the same format the page's script uses (web/assets/live.js). */
-export const formatCount = (n: number) => numbers.format(n);
+/**
+ * 1234567 -> "1,234,567": what Intl.NumberFormat('en-US') writes, and the
+ * page's script with it (web/assets/live.js), without Intl's cost on every
+ * visit for the numbers a count can be (whole, not negative).
+ */
+export function formatCount(n: number): string {
+  if (!Number.isSafeInteger(n) || n < 0) return numbers.format(n);
+  const digits = String(n);
+  let shown = digits.slice(0, digits.length % 3 || 3);
+  for (let i = shown.length; i < digits.length; i += 3) shown += `,${digits.slice(i, i + 3)}`;
+  return shown;
+}
 
 const ordinal = (n: number) => {
   const tens = n % 100;
@@ -14,13 +24,21 @@ const ordinal = (n: number) => {
 /** The page's greeting: the line a release's typo fix changes (docs/releases.md). */
 export const WELCOME = 'Welcome to headcount';
 
+/** One rendering of the page, and its length in UTF-8 bytes (its Content-Length). */
+export interface RenderedPage {
+  html: string;
+  bytes: number;
+}
+
 /**
  * The welcome page of one replica: who you are in the count, which replica
  * counted you and which release it runs, and the live panel that the script
  * fills from GET /api/live. Everything but the count is built once per
- * replica, not per request. Returns the renderer for a visitor number.
+ * replica, not per request, and so is the byte length of those parts: what a
+ * visit adds is ASCII (digits, commas, an ordinal suffix), one byte a
+ * character. Returns the renderer for a visitor number.
  */
-export function createPage(replica: string, release = 'dev'): (count: number) => string {
+export function createPage(replica: string, release = 'dev'): (count: number) => RenderedPage {
   const head = `<!doctype html>
 <html lang="en">
 <head>
@@ -60,9 +78,13 @@ export function createPage(replica: string, release = 'dev'): (count: number) =>
 </html>
 `;
   const replicaCode = `<code data-testid="replica">${escapeHtml(replica)}</code>`;
+  const middle = `</p>
+  <p class="sentence" id="sentence">You are the `;
+  const end = ` visit, counted exactly once by replica ${replicaCode}${tail}`;
+  const fixedBytes = Buffer.byteLength(head + greeting + middle + end);
   return (count) => {
     const shown = formatCount(count);
-    return `${head}${shown}${greeting}${shown}</p>
-  <p class="sentence" id="sentence">You are the ${ordinal(count)} visit, counted exactly once by replica ${replicaCode}${tail}`;
+    const nth = ordinal(count);
+    return { html: `${head}${shown}${greeting}${shown}${middle}${nth}${end}`, bytes: fixedBytes + 2 * shown.length + nth.length };
   };
 }

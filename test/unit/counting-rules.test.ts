@@ -1,4 +1,8 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { quickFormat } from '../../web/app.js';
 import { createMemoryStore } from '../support/memory-store.js';
 import { serveApp } from '../support/http-app.js';
 
@@ -151,5 +155,38 @@ describe('counting rules', () => {
       expect(await response.json()).toEqual({ status: 'draining' });
       expect(response.headers.get('connection')).toBe('close');
     });
+  });
+
+  test('When an Accept header takes the quick path, then the format is the one Express\'s negotiation picks', async () => {
+    // Express's own req.accepts, on a real request, for each header.
+    const negotiating = express();
+    negotiating.get('/', (req, res) => void res.send(String(req.accepts(['html', 'json']))));
+    const server = createServer(negotiating);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const negotiated = async (accept: string) =>
+      (await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, { headers: { accept } })).text();
+    const headers = [
+      'application/json',
+      'text/html',
+      // Firefox, Chromium, Safari, curl -H, and lists a client could send.
+      'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',
+      'text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7',
+      'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8,application/json',
+      'text/html,application/json',
+      'text/html,*/*',
+      'text/html,application/json;q=1',
+    ];
+    // Not quick: negotiation decides, and the quick path must stay out of it.
+    const negotiate = ['text/html;q=0.5,application/json', 'application/json,text/html', 'text/html ,application/json;q=0.1', '*/*', 'application/json;q=0.9', 'text/*'];
+    try {
+      const quick = headers.map((h) => quickFormat(h));
+      const expected = await Promise.all(headers.map(negotiated));
+
+      expect(quick).toEqual(expected);
+      expect(negotiate.map((h) => quickFormat(h))).toEqual(negotiate.map(() => undefined));
+      expect(quickFormat(undefined)).toBeUndefined();
+    } finally {
+      server.close();
+    }
   });
 });
