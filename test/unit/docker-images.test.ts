@@ -1,8 +1,8 @@
 import { describe, expect, test } from 'vitest';
-import { unpulledImages, unpulledImagesNote } from '../../formation/docker-up.js';
+import { unpulledImages, unpulledImagesNote } from '../../formation/docker-images.js';
 
 // make up MODE=docker when compose could not pull an image (Grafana's, say,
-// where no registry answers): the line that names it (formation/docker-up.ts).
+// where no registry answers): the line that names it (formation/docker-images.ts).
 // The Docker tier runs the real failure (test/docker/make-up-monitoring.test.ts).
 
 const services = {
