@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { keepRunningRelease } from './docker-deploy.js';
+import { defaultPrometheusPort } from './monitoring.js';
 import type { FormationOptions } from './options.js';
 import { ROOT } from './paths.js';
 
@@ -35,18 +36,67 @@ export function composeArgv(options: Pick<FormationOptions, 'LB_PORT'>, env: Env
   return ['compose', '-p', projectName(options), ...(envFile ? ['--env-file', envFile] : [])];
 }
 
-/** The environment every docker command of the formation runs with: the caller's, with the formation's LB_PORT. */
-export const composeEnv = (options: Pick<FormationOptions, 'LB_PORT'> & Partial<Pick<FormationOptions, 'MONITORING'>>, env: Env = process.env): NodeJS.ProcessEnv => ({
+/**
+ * PROMETHEUS_PORT for the monitoring profile: the one set, else local mode's
+ * default (LB_PORT + 1010: 9090 beside 8080), so a second formation's
+ * Prometheus, or one beside LB_PORT=9090, has a port of its own.
+ */
+export const prometheusPortOf = (options: Pick<FormationOptions, 'LB_PORT'> & Partial<Pick<FormationOptions, 'PROMETHEUS_PORT'>>) =>
+  options.PROMETHEUS_PORT ?? defaultPrometheusPort(options.LB_PORT);
+
+/** The environment every docker command of the formation runs with: the caller's (COMPOSE_FILE too), with the formation's LB_PORT. */
+export const composeEnv = (
+  options: Pick<FormationOptions, 'LB_PORT'> & Partial<Pick<FormationOptions, 'MONITORING' | 'PROMETHEUS_PORT'>>,
+  env: Env = process.env,
+): NodeJS.ProcessEnv => ({
   ...env,
   LB_PORT: String(options.LB_PORT),
   // MONITORING=1: the `monitoring` profile (Prometheus, exporters, Grafana) in
-  // every compose command of the formation, so `make stop` stops it too.
-  ...(options.MONITORING ? { COMPOSE_PROFILES: [env.COMPOSE_PROFILES, 'monitoring'].filter(Boolean).join(',') } : {}),
+  // every compose command of the formation, so `make stop` stops it too, and
+  // its Prometheus on the port the options say (docker-compose.yml's own
+  // default, 9090, would collide between two formations).
+  ...(options.MONITORING
+    ? { COMPOSE_PROFILES: [env.COMPOSE_PROFILES, 'monitoring'].filter(Boolean).join(','), PROMETHEUS_PORT: String(prometheusPortOf(options)) }
+    : {}),
 });
 
-/** ` Prometheus: ..., Grafana: ....` for the ready line when the monitoring profile runs (docker-compose.yml publishes both on 127.0.0.1). */
-export const monitoringUrlsNote = (options: Partial<Pick<FormationOptions, 'MONITORING' | 'PROMETHEUS_PORT'>>, env: Env = process.env) =>
-  options.MONITORING ? ` Prometheus: http://127.0.0.1:${options.PROMETHEUS_PORT ?? 9090}, Grafana: http://127.0.0.1:${env.GRAFANA_PORT || 3000}.` : '';
+/** One service's line of `docker compose ps --format json` (the fields read here). */
+export interface ComposePsEntry {
+  Service: string;
+  State?: string;
+  Publishers?: { URL?: string; TargetPort?: number; PublishedPort?: number }[] | null;
+}
+
+/** `docker compose ps --format json`: one object a line (Compose 2.21 and later) or one array (before). */
+export function parseComposePs(stdout: string): ComposePsEntry[] {
+  const text = stdout.trim();
+  if (text === '') return [];
+  if (text.startsWith('[')) return JSON.parse(text) as ComposePsEntry[];
+  return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as ComposePsEntry);
+}
+
+/**
+ * ` Prometheus: ..., Grafana: ....` for the ready line: the monitoring UIs
+ * that run, each at the address compose published it on (docker-compose.yml:
+ * 127.0.0.1), as `docker compose ps` reports them. A service that does not run
+ * (Grafana left out by an override, say) is not named: the line promises only
+ * what answers.
+ */
+export function monitoringUrlsNote(options: Partial<Pick<FormationOptions, 'MONITORING'>>, running: readonly ComposePsEntry[]): string {
+  if (!options.MONITORING) return '';
+  const urlOf = (service: string, targetPort: number) => {
+    const entry = running.find((e) => e.Service === service && (e.State ?? 'running') === 'running');
+    const published = entry?.Publishers?.find((p) => p.TargetPort === targetPort && p.PublishedPort);
+    if (!published) return undefined;
+    const host = !published.URL || published.URL === '0.0.0.0' || published.URL === '::' ? 'localhost' : published.URL;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${published.PublishedPort}`;
+  };
+  const urls = [
+    ['Prometheus', urlOf('prometheus', 9090)],
+    ['Grafana', urlOf('grafana', 3000)],
+  ].filter((pair): pair is [string, string] => pair[1] !== undefined);
+  return urls.length === 0 ? '' : ` ${urls.map(([name, url]) => `${name}: ${url}`).join(', ')}.`;
+}
 
 function compose(options: FormationOptions, args: readonly string[], extraEnv: Record<string, string> = {}): number {
   const argv = [...composeArgv(options), ...args];

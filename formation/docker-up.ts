@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { composeArgv, composeEnv, monitoringUrlsNote, projectName, scaleArgs, upBuild } from './docker-commands.js';
+import { composeArgv, composeEnv, monitoringUrlsNote, parseComposePs, projectName, scaleArgs, upBuild, type ComposePsEntry } from './docker-commands.js';
+import { unpulledImagesNote, unpulledImagesOf } from './docker-images.js';
 import type { FormationOptions } from './options.js';
 import { ROOT } from './paths.js';
 
@@ -46,8 +47,16 @@ export async function upDocker(options: FormationOptions, env: NodeJS.ProcessEnv
     process.stderr.write(`+ docker ${upArgs.join(' ')}\n`);
     const up = await exitOf('docker', upArgs, { ...spawnOptions, stdio: 'inherit' });
     if (!stopRequested && up !== 0) {
+      // An image that could not be pulled (Grafana's, where no registry
+      // answers) leaves compose's one-line error among its pull progress, and
+      // no container to ask: name the image, and the ways out.
+      const missing = unpulledImagesOf(options, spawnOptions.env);
       // Stopped, not removed: their output stays for `docker compose logs`.
-      say(`docker compose up failed (exit ${up}); stopping what it started. What the containers said: docker compose -p ${projectName(options)} logs`);
+      say(
+        missing.length > 0
+          ? `docker compose up failed (exit ${up}): ${unpulledImagesNote(missing)}`
+          : `docker compose up failed (exit ${up}); stopping what it started. What the containers said: docker compose -p ${projectName(options)} logs`,
+      );
     }
     if (!stopRequested && up === 0) {
       events = followLifecycle(options, spawnOptions.env, say, () => {
@@ -55,8 +64,12 @@ export async function upDocker(options: FormationOptions, env: NodeJS.ProcessEnv
         say('docker events ended (is the engine still running?)');
         onSignal('SIGTERM');
       });
+      // What runs now, as compose reports it: the replicas, and the monitoring
+      // UIs at the addresses they were published on.
+      const running = runningServices(options, spawnOptions.env);
+      const replicas = running.filter((entry) => entry.Service === 'web').length;
       say(
-        `headcount is ready: http://localhost:${options.LB_PORT} (${runningReplicas(options, spawnOptions.env)} replicas).${monitoringUrlsNote(options, env)} ` +
+        `headcount is ready: http://localhost:${options.LB_PORT} (${replicas} replicas).${monitoringUrlsNote(options, running)} ` +
           `Ctrl-C stops it; make logs${options.LB_PORT === 8080 ? '' : ` LB_PORT=${options.LB_PORT}`} shows every line.`,
       );
       await stopWanted;
@@ -87,9 +100,15 @@ function exitOf(command: string, args: readonly string[], options: SpawnOptions)
   });
 }
 
-function runningReplicas(options: FormationOptions, env: NodeJS.ProcessEnv): number {
-  const ps = spawnSync('docker', [...composeArgv(options, env), 'ps', '--quiet', '--status', 'running', 'web'], { cwd: ROOT, env, encoding: 'utf8' });
-  return ps.stdout.split('\n').filter(Boolean).length;
+/** The project's running containers, one entry each, with what they publish (`docker compose ps --format json`). */
+function runningServices(options: FormationOptions, env: NodeJS.ProcessEnv): ComposePsEntry[] {
+  const ps = spawnSync('docker', [...composeArgv(options, env), 'ps', '--format', 'json', '--status', 'running'], { cwd: ROOT, env, encoding: 'utf8' });
+  try {
+    return parseComposePs(ps.stdout);
+  } catch {
+    process.stderr.write(`docker compose ps --format json: unreadable answer\n${ps.stdout.slice(0, 300)}\n`);
+    return [];
+  }
 }
 
 interface DockerEvent {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { waitFor } from '../../formation/wait.js';
 import { ComposeFormation } from './support/compose-formation.js';
 import { provideMonitoringStandIns } from './support/monitoring-standins.js';
+import { promQuery, replicaAddresses } from './support/prometheus.js';
 import { readPasswords, redisCli } from './support/redis-users.js';
 import { dockerTier, recordFigure } from './support/tier.js';
 
@@ -19,24 +20,11 @@ import { dockerTier, recordFigure } from './support/tier.js';
 // exporters in the cluster tier (test/cluster/dashboard-metrics.test.ts).
 
 const SERVICES = ['redis', 'web', 'lb', 'prometheus', 'nginx-exporter', 'redis-exporter'];
-type Sample = { metric: Record<string, string>; value: [number, string] };
 
 let formation: ComposeFormation;
 let prometheus: string;
 
-async function query(promql: string): Promise<Sample[]> {
-  const response = await fetch(`${prometheus}/api/v1/query?query=${encodeURIComponent(promql)}`, { signal: AbortSignal.timeout(5_000) });
-  const body = (await response.json()) as { status: string; error?: string; data: { result: Sample[] } };
-  if (body.status !== 'success') throw new Error(`${promql}: ${body.error}`);
-  return body.data.result;
-}
-
-/** The web replicas' addresses on the compose network, as Docker's DNS answers `web`. */
-async function replicaAddresses(): Promise<string[]> {
-  const ids = (await formation.containers('web')).filter((c) => c.status === 'running').map((c) => c.id);
-  const out = await formation.docker(['inspect', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', ...ids]);
-  return out.stdout.split('\n').filter(Boolean).sort();
-}
+const query = (promql: string) => promQuery(prometheus, promql);
 
 /** headcount-web targets Prometheus scrapes successfully: their instance (address:port) and the replica id on headcount_info. */
 async function upReplicas(): Promise<{ instances: string[]; ids: string[] }> {
@@ -64,7 +52,7 @@ afterAll(() => formation?.destroy());
 
 describe('the monitoring profile: Prometheus follows the replicas through Docker\'s DNS', () => {
   test('When the profile starts with 4 replicas, then Prometheus scrapes exactly those 4, directly on their own addresses at METRICS_PORT 9464', async () => {
-    const addresses = await replicaAddresses();
+    const addresses = await replicaAddresses(formation);
     const ids = await formation.replicaIds();
     const started = performance.now();
 
@@ -87,7 +75,7 @@ describe('the monitoring profile: Prometheus follows the replicas through Docker
     const [prometheusAfter] = await formation.containers('prometheus');
 
     expect(after.filter((id) => !before.includes(id))).toHaveLength(2);
-    expect(await upReplicas()).toEqual({ instances: (await replicaAddresses()).map((a) => `${a}:9464`).sort(), ids: [...after].sort() });
+    expect(await upReplicas()).toEqual({ instances: (await replicaAddresses(formation)).map((a) => `${a}:9464`).sort(), ids: [...after].sort() });
     // Found by the DNS refresh (5 s), not by a restart or a reload.
     expect(prometheusAfter).toMatchObject({ id: prometheusBefore!.id, pid: prometheusBefore!.pid, restartCount: 0 });
     expect(seconds).toBeLessThan(20);

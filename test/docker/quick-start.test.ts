@@ -1,6 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -8,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { waitFor } from '../../formation/wait.js';
 import { ROOT } from '../../formation/paths.js';
 import { ComposeFormation } from './support/compose-formation.js';
+import { portFree, startForegroundMake, type ForegroundMake } from './support/foreground-make.js';
 import { dockerTier, recordFigure } from './support/tier.js';
 
 // The README quick start with MODE=docker, literally: `make up` in the
@@ -23,12 +23,8 @@ const READY = /^headcount is ready: http:\/\/localhost:(\d+) \((\d+) replicas\)\
 let formation: ComposeFormation;
 let envDir: string;
 let envFile: string;
-let up: ChildProcess | undefined;
-let upExit: Promise<number | null> | undefined;
-const lines: string[] = [];
-
-/** The make up process group is alive (its leader has not exited). */
-const upRunning = () => up !== undefined && up.exitCode === null && up.signalCode === null;
+let up: ForegroundMake | undefined;
+let lines: string[] = [];
 
 beforeAll(async () => {
   envDir = mkdtempSync(path.join(tmpdir(), 'headcount-quick-start-'));
@@ -45,40 +41,20 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // A failed test can leave make up running: its whole group goes.
-  if (upRunning()) process.kill(-up!.pid!, 'SIGKILL');
+  up?.kill();
   await formation?.destroy();
   rmSync(envDir, { recursive: true, force: true });
 });
 
-/** Whether anything listens on the port on 127.0.0.1. */
-const portFree = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-
 describe('the README quick start with MODE=docker: make up, make reset-count, Ctrl-C', () => {
   test('When make up MODE=docker runs in the foreground, then it prints the ready line last, once 4 replicas are healthy and the lb answers', async () => {
     const started = performance.now();
-    up = spawn('make', ['--no-print-directory', 'up', 'MODE=docker', `LB_PORT=${formation.port}`, `ENV_FILE=${envFile}`], {
-      cwd: ROOT,
-      env: formation.env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    upExit = new Promise((resolve) => up!.on('exit', (code) => resolve(code)));
-    createInterface({ input: up.stdout! }).on('line', (line) => lines.push(line));
-    let stderr = '';
-    up.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
+    up = startForegroundMake(formation, 'up', { ENV_FILE: envFile });
+    lines = up.lines;
 
-    await waitFor('the ready line, or make up to exit', async () => !upRunning() || lines.some((line) => READY.test(line)), 280_000, 100).catch(
-      (error: Error) => {
-        throw new Error(`${error.message}\nstdout:\n${lines.slice(-20).join('\n')}\nstderr:\n${stderr}`);
-      },
-    );
+    await up.waitForLine(READY, 280_000);
     const seconds = (performance.now() - started) / 1000;
-    expect(upRunning(), `make up exited early:\n${lines.slice(-20).join('\n')}\n${stderr}`).toBe(true);
+    expect(up.running(), `make up exited early:\n${up.tail()}`).toBe(true);
     const readyIndex = lines.findIndex((line) => READY.test(line));
     // Everything the line promises holds, and nothing of the start comes after it.
     const web = await formation.containers('web');
@@ -166,8 +142,8 @@ describe('the README quick start with MODE=docker: make up, make reset-count, Ct
   test('When Ctrl-C reaches make up\'s process group, then every container stops, none of the project is left running, and the port is free', async () => {
     const started = performance.now();
 
-    process.kill(-up!.pid!, 'SIGINT');
-    const code = await Promise.race([upExit!, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 90_000))]);
+    up!.interrupt();
+    const code = await Promise.race([up!.exit, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 90_000))]);
     const seconds = (performance.now() - started) / 1000;
     const running = (await formation.docker(['ps', '--quiet', '--filter', `label=com.docker.compose.project=${formation.project}`])).stdout.trim();
     const all = await Promise.all(['redis', 'web', 'lb'].map((s) => formation.containers(s)));

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
 import { defaultPrometheusPort, PROMETHEUS_TEMPLATE, renderPrometheusConfig, RULES_GLOB, webTargetsFileOf, writeWebTargets } from '../../formation/monitoring.js';
-import { composeEnv, monitoringUrlsNote } from '../../formation/docker-commands.js';
+import { composeEnv, monitoringUrlsNote, parseComposePs } from '../../formation/docker-commands.js';
 import { findExecutable } from '../../formation/prerequisites.js';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'headcount-monitoring-unit-'));
@@ -69,11 +69,40 @@ describe('the local formation\'s Prometheus (formation/monitoring.ts)', () => {
     expect([defaultPrometheusPort(8080), defaultPrometheusPort(8081), defaultPrometheusPort(65_000)]).toEqual([9090, 9091, 63_990]);
   });
 
-  test('When MONITORING=1 in docker mode, then every compose command gets the monitoring profile and the ready line names Prometheus and Grafana', () => {
-    expect(composeEnv({ LB_PORT: 8080, MONITORING: true }, {}).COMPOSE_PROFILES).toBe('monitoring');
+  test('When MONITORING=1 in docker mode, then every compose command gets the monitoring profile, and Prometheus the port local mode would give it', () => {
+    expect(composeEnv({ LB_PORT: 8080, MONITORING: true }, {})).toMatchObject({ COMPOSE_PROFILES: 'monitoring', PROMETHEUS_PORT: '9090' });
     expect(composeEnv({ LB_PORT: 8080, MONITORING: true }, { COMPOSE_PROFILES: 'admin' }).COMPOSE_PROFILES).toBe('admin,monitoring');
-    expect(composeEnv({ LB_PORT: 8080, MONITORING: false }, {}).COMPOSE_PROFILES).toBeUndefined();
-    expect(monitoringUrlsNote({ MONITORING: true }, {})).toBe(' Prometheus: http://127.0.0.1:9090, Grafana: http://127.0.0.1:3000.');
-    expect(monitoringUrlsNote({ MONITORING: false }, {})).toBe('');
+    // A second formation's Prometheus, and one beside LB_PORT=9090, get ports of their own; PROMETHEUS_PORT wins.
+    expect(composeEnv({ LB_PORT: 18080, MONITORING: true }, { PROMETHEUS_PORT: '9090' }).PROMETHEUS_PORT).toBe('19090');
+    expect(composeEnv({ LB_PORT: 9090, MONITORING: true }, {}).PROMETHEUS_PORT).toBe('10100');
+    expect(composeEnv({ LB_PORT: 18080, MONITORING: true, PROMETHEUS_PORT: 9999 }, {}).PROMETHEUS_PORT).toBe('9999');
+    // The caller's COMPOSE_FILE (an override of their own) reaches compose.
+    expect(composeEnv({ LB_PORT: 8080, MONITORING: true }, { COMPOSE_FILE: 'docker-compose.yml:mine.yml' }).COMPOSE_FILE).toBe('docker-compose.yml:mine.yml');
+    expect(composeEnv({ LB_PORT: 8080, MONITORING: false }, {})).not.toHaveProperty('COMPOSE_PROFILES');
+    expect(composeEnv({ LB_PORT: 8080, MONITORING: false }, {})).not.toHaveProperty('PROMETHEUS_PORT');
+  });
+
+  test('When the ready line is written, then it names each monitoring UI that runs, at the address compose published it on, and no other', () => {
+    const prometheus = { Service: 'prometheus', State: 'running', Publishers: [{ URL: '127.0.0.1', TargetPort: 9090, PublishedPort: 19090 }] };
+    const grafana = { Service: 'grafana', State: 'running', Publishers: [{ URL: '127.0.0.1', TargetPort: 3000, PublishedPort: 3000 }] };
+    const web = { Service: 'web', State: 'running', Publishers: [{ URL: '', TargetPort: 9464, PublishedPort: 0 }] };
+
+    expect(monitoringUrlsNote({ MONITORING: true }, [web, prometheus, grafana])).toBe(' Prometheus: http://127.0.0.1:19090, Grafana: http://127.0.0.1:3000.');
+    // Grafana left out (an override, or its image missing): not named.
+    expect(monitoringUrlsNote({ MONITORING: true }, [web, prometheus])).toBe(' Prometheus: http://127.0.0.1:19090.');
+    expect(monitoringUrlsNote({ MONITORING: true }, [web, prometheus, { ...grafana, State: 'restarting' }])).toBe(' Prometheus: http://127.0.0.1:19090.');
+    expect(monitoringUrlsNote({ MONITORING: true }, [web])).toBe('');
+    expect(monitoringUrlsNote({ MONITORING: true }, [{ ...prometheus, Publishers: [{ URL: '0.0.0.0', TargetPort: 9090, PublishedPort: 9090 }] }])).toBe(
+      ' Prometheus: http://localhost:9090.',
+    );
+    expect(monitoringUrlsNote({ MONITORING: false }, [web, prometheus, grafana])).toBe('');
+  });
+
+  test('When docker compose ps --format json answers, then both of its forms (one object a line; one array) parse', () => {
+    const entries = [{ Service: 'web', State: 'running' }, { Service: 'prometheus', State: 'running' }];
+
+    expect(parseComposePs(entries.map((e) => JSON.stringify(e)).join('\n') + '\n')).toEqual(entries);
+    expect(parseComposePs(JSON.stringify(entries))).toEqual(entries);
+    expect(parseComposePs('')).toEqual([]);
   });
 });

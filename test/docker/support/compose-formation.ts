@@ -37,9 +37,12 @@ export class ComposeFormation {
     this.client = createLbClient(port, dockerTier().maxConnections);
   }
 
-  /** `shellEnv`: more variables for the user's shell (a password, LB_RATE_LIMIT_OFF: '' to keep the limit on). */
-  static async create(shellEnv: Record<string, string> = {}): Promise<ComposeFormation> {
-    return new ComposeFormation(await getPort({ host: '127.0.0.1' }), shellEnv);
+  /**
+   * `shellEnv`: more variables for the user's shell (a password, LB_RATE_LIMIT_OFF: '' to keep the limit on).
+   * `port`: the LB_PORT, when the test needs one with a property (a free port beside it); else any free port.
+   */
+  static async create(shellEnv: Record<string, string> = {}, port?: number): Promise<ComposeFormation> {
+    return new ComposeFormation(port ?? (await getPort({ host: '127.0.0.1' })), shellEnv);
   }
 
   /** The environment a user's shell would have: the engine, the port, LB_NOFILE where the engine needs it. */
@@ -116,15 +119,34 @@ export class ComposeFormation {
   async containers(service: string): Promise<ContainerState[]> {
     const ids = (await this.compose(['ps', '--all', '--quiet', service])).stdout.split('\n').filter(Boolean);
     if (ids.length === 0) return [];
+    // The whole State as JSON, not .State.Health.Status: a container without a
+    // healthcheck (the exporters) has no Health key, and the engine's template
+    // fails on a missing key even inside {{if}}.
     const format =
-      '{"id":"{{.Id}}","name":"{{.Name}}","pid":{{.State.Pid}},"startedAt":"{{.State.StartedAt}}","restartCount":{{.RestartCount}},' +
-      '"exitCode":{{.State.ExitCode}},"status":"{{.State.Status}}","oomKilled":{{.State.OOMKilled}},' +
-      '"health":"{{if .State.Health}}{{.State.Health.Status}}{{end}}","created":"{{.Created}}"}';
+      '{"id":"{{.Id}}","name":"{{.Name}}","restartCount":{{.RestartCount}},"state":{{json .State}},"created":"{{.Created}}"}';
+    type Inspected = {
+      id: string;
+      name: string;
+      restartCount: number;
+      created: string;
+      state: { Pid: number; StartedAt: string; ExitCode: number; Status: string; OOMKilled: boolean; Health?: { Status: string } };
+    };
     const lines = (await this.docker(['inspect', '--format', format, ...ids])).stdout.split('\n').filter(Boolean);
     return lines
-      .map((line) => JSON.parse(line) as ContainerState & { created: string })
+      .map((line) => JSON.parse(line) as Inspected)
       .sort((a, b) => a.created.localeCompare(b.created))
-      .map(({ created: _created, ...c }) => ({ ...c, name: c.name.replace(/^\//, ''), shortId: c.id.slice(0, 12), health: c.health || undefined }));
+      .map(({ id, name, restartCount, state }) => ({
+        id,
+        name: name.replace(/^\//, ''),
+        shortId: id.slice(0, 12),
+        pid: state.Pid,
+        startedAt: state.StartedAt,
+        restartCount,
+        exitCode: state.ExitCode,
+        status: state.Status,
+        oomKilled: state.OOMKilled,
+        health: state.Health?.Status || undefined,
+      }));
   }
 
   /** The REPLICA_IDs of the running web replicas. */
