@@ -37,6 +37,8 @@ export interface LocalFormationOptions {
   replicaEnv?: Readonly<Record<string, string>>;
   /** What runs as a replica. Tests swap in replicas built on unsafe counters. */
   replicaCommand?: readonly string[];
+  /** Flags for node when it runs the replica (this checkout's or a release's; not a replicaCommand): `make bench-compare` compares them. */
+  nodeFlags?: readonly string[];
   sink?: LineSink;
   /** Send every process's output straight to this file instead of through `sink`. */
   logFile?: string;
@@ -226,7 +228,10 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
     await publishTargets();
     /** One replica process: this checkout's build, or a release's artifact folder (a deploy). */
     const makeReplica = (id: string, port: number, metricsPort: number, release = options.release, takeoverPort?: number): ReplicaProcess => {
-      const [command, ...args] = release ? [process.execPath, path.join(release.folder, 'dist/web/server.js')] : (options.replicaCommand ?? [process.execPath, REPLICA_ENTRY]);
+      const flags = options.nodeFlags ?? [];
+      const [command, ...args] = release
+        ? [process.execPath, ...flags, path.join(release.folder, 'dist/web/server.js')]
+        : (options.replicaCommand ?? [process.execPath, ...flags, REPLICA_ENTRY]);
       const service = new Service(
         {
           name: id,

@@ -8,7 +8,9 @@
 // machine falls on both alike; each round pairs a before with an after.
 //   BEFORE (required), AFTER (default: this checkout), ROUNDS (default 6),
 //   DURATION (s per round, default 8), CONNECTIONS (default 100),
-//   ANSWER json|html (default json), REPLICAS (default 4)
+//   ANSWER json|html (default json), REPLICAS (default 4),
+//   NODE_FLAGS_BEFORE, NODE_FLAGS_AFTER (flags for the replicas' node, space-separated;
+//   with BEFORE=HEAD they compare flags alone)
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -35,6 +37,11 @@ const options = (() => {
   }
 })();
 function parseOptions() {
+  const nodeFlags = z
+    .string()
+    .regex(/^--[\w-]+(=\S+)?( --[\w-]+(=\S+)?)*$/, { error: 'must be node flags separated by spaces, e.g. --max-semi-space-size=32 --single-threaded-gc' })
+    .transform((value) => value.split(' '))
+    .optional();
   return parseEnv(
   z.object({
     BEFORE: z.string({ error: 'is required: the git rev to measure against, e.g. BEFORE=HEAD~1' }).min(1),
@@ -44,6 +51,8 @@ function parseOptions() {
     CONNECTIONS: integer(1, 10_000).default(100),
     ANSWER: z.enum(['json', 'html']).default('json'),
     REPLICAS: integer(1, 16).default(4),
+    NODE_FLAGS_BEFORE: nodeFlags,
+    NODE_FLAGS_AFTER: nodeFlags,
   }),
   process.env,
   );
@@ -73,6 +82,8 @@ async function packageRev(rev: string): Promise<ReplicaRelease & { commit: strin
     await rm(worktree, { recursive: true, force: true });
   }
 }
+
+const flagsNote = (flags: string[] | undefined) => (flags ? `, node ${flags.join(' ')}` : '');
 
 interface Side {
   name: string;
@@ -117,14 +128,14 @@ const after = options.AFTER ? await packageRev(options.AFTER) : undefined;
 const afterWhat = after ? `${options.AFTER} (${after.commit.slice(0, 12)})` : `this checkout (${git('rev-parse', '--short=12', 'HEAD')}${git('status', '--porcelain', '--untracked-files=no') ? ', with uncommitted changes' : ''})`;
 const started: ThrowawayFormation[] = [];
 try {
-  const start = async (release: ReplicaRelease | undefined) => {
-    const f = await startThrowawayFormation({ purpose: 'bench-compare', replicas: options.REPLICAS, ...(release ? { release } : {}) });
+  const start = async (release: ReplicaRelease | undefined, nodeFlags: string[] | undefined) => {
+    const f = await startThrowawayFormation({ purpose: 'bench-compare', replicas: options.REPLICAS, nodeFlags, ...(release ? { release } : {}) });
     started.push(f);
     return f;
   };
   const sides: Side[] = [
-    { name: 'before', what: `${options.BEFORE} (${before.commit.slice(0, 12)})`, formation: await start(before), rounds: [] },
-    { name: 'after', what: afterWhat, formation: await start(after), rounds: [] },
+    { name: 'before', what: `${options.BEFORE} (${before.commit.slice(0, 12)})${flagsNote(options.NODE_FLAGS_BEFORE)}`, formation: await start(before, options.NODE_FLAGS_BEFORE), rounds: [] },
+    { name: 'after', what: `${afterWhat}${flagsNote(options.NODE_FLAGS_AFTER)}`, formation: await start(after, options.NODE_FLAGS_AFTER), rounds: [] },
   ];
   // Unmeasured first: V8 compiles the hot code only after thousands of calls.
   for (const side of sides) await fire(load(side.formation, { amount: 5_000 * options.REPLICAS }), `bench-compare: warm-up ${side.name}`);
