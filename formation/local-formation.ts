@@ -15,6 +15,17 @@ import { Service, type LineSink } from './supervisor.js';
 import { waitFor, httpOk, redisAnswers } from './wait.js';
 
 const REPLICA_ENTRY = fromRoot('dist/web/server.js');
+/**
+ * How node runs a replica, wherever it runs: here, in web/Dockerfile's CMD and
+ * in package.json's `start` (test/unit/docker-files.test.ts keeps the three
+ * the same). --single-threaded-gc: V8 collects on the replica's own thread
+ * instead of handing work to helper threads, which on a host where replicas,
+ * nginx and Redis share few cores cost more in hand-offs (futex calls, about
+ * one per five visits) than they saved: make bench-compare NODE_FLAGS_AFTER=
+ * measured 6 % more visits per second and 6 % less CPU per visit
+ * (docs/load-testing.md, "Tuning for issue 11").
+ */
+export const REPLICA_NODE_FLAGS: readonly string[] = ['--single-threaded-gc'];
 
 /**
  * nginx counts the connections a stopping replica refuses as failures and
@@ -37,7 +48,7 @@ export interface LocalFormationOptions {
   replicaEnv?: Readonly<Record<string, string>>;
   /** What runs as a replica. Tests swap in replicas built on unsafe counters. */
   replicaCommand?: readonly string[];
-  /** Flags for node when it runs the replica (this checkout's or a release's; not a replicaCommand): `make bench-compare` compares them. */
+  /** Flags for node when it runs the replica (this checkout's or a release's; not a replicaCommand); default REPLICA_NODE_FLAGS. `make bench-compare` compares them. */
   nodeFlags?: readonly string[];
   sink?: LineSink;
   /** Send every process's output straight to this file instead of through `sink`. */
@@ -228,7 +239,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
     await publishTargets();
     /** One replica process: this checkout's build, or a release's artifact folder (a deploy). */
     const makeReplica = (id: string, port: number, metricsPort: number, release = options.release, takeoverPort?: number): ReplicaProcess => {
-      const flags = options.nodeFlags ?? [];
+      const flags = options.nodeFlags ?? REPLICA_NODE_FLAGS;
       const [command, ...args] = release
         ? [process.execPath, ...flags, path.join(release.folder, 'dist/web/server.js')]
         : (options.replicaCommand ?? [process.execPath, ...flags, REPLICA_ENTRY]);

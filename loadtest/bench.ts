@@ -10,7 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import path from 'node:path';
 import { z } from 'zod';
-import type { LocalFormation } from '../formation/local-formation.js';
+import { REPLICA_NODE_FLAGS, type LocalFormation } from '../formation/local-formation.js';
 import { fromRoot } from '../formation/paths.js';
 import { loadConfig } from '../web/config.js';
 import { integer, parseEnv } from '../web/env.js';
@@ -106,7 +106,7 @@ async function measureReplicaCosts(f: LocalFormation): Promise<ReplicaCosts> {
       {
         name,
         command: process.execPath,
-        args: [fromRoot('dist/web/server.js')],
+        args: [...REPLICA_NODE_FLAGS, fromRoot('dist/web/server.js')],
         env: { NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), METRICS_PORT: metricsPort, REPLICA_ID: name, REDIS_URL: f.webRedisUrl },
         // Every one logs every request, as a replica does, to where it costs
         // least: the logging is the same on all sides, and not what is measured.

@@ -133,7 +133,7 @@ describe('the containers', () => {
     const [web, redis, lb] = await Promise.all([processes('web'), processes('redis'), processes('lb')]);
 
     // Besides the 4 replicas, a healthcheck probe (`node -e fetch(...)`) may be running.
-    expect(web.filter((p) => p.args === 'node dist/web/server.js')).toHaveLength(4);
+    expect(web.filter((p) => p.args === 'node --single-threaded-gc dist/web/server.js')).toHaveLength(4);
     for (const p of web) expect(p.uid).toBe('1000');
     expect(admin).toEqual([{ uid: '1000', args: 'node -e setTimeout(() => {}, 60_000)' }]);
     // redis/docker-start.sh execs the image's entrypoint, which drops to `redis`.

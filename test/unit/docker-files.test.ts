@@ -8,6 +8,7 @@ import { composeArgv, envFileOf } from '../../formation/docker-commands.js';
 import { releaseEnv } from '../../formation/docker-deploy.js';
 import { callerInContainer, loadtestInDocker, loadtestRunArgs, targetPort, TARGET_VARIABLE } from '../../formation/docker-loadtest.js';
 import { lifecycleLine } from '../../formation/docker-up.js';
+import { REPLICA_NODE_FLAGS } from '../../formation/local-formation.js';
 import { BACKUP_SERVER_PARAMS, TEMPLATE_PATH, UPSTREAM_SERVER_PARAMS } from '../../formation/nginx-config.js';
 import { fromRoot, ROOT } from '../../formation/paths.js';
 import { loadConfig } from '../../web/config.js';
@@ -586,10 +587,16 @@ describe('web/Dockerfile', () => {
   test('When the container starts, then node itself is PID 1 (exec form, no npm), so SIGTERM reaches it', () => {
     const cmd = JSON.parse(finalOf('CMD').at(-1)?.args ?? 'null') as string[];
 
-    expect(cmd).toEqual(['node', 'dist/web/server.js']);
+    expect(cmd).toEqual(['node', ...REPLICA_NODE_FLAGS, 'dist/web/server.js']);
     expect(finalOf('ENTRYPOINT')).toEqual([]);
     expect(finalOf('STOPSIGNAL').map((i) => i.args)).toEqual(['SIGTERM']);
     expect(finalOf('EXPOSE').map((i) => i.args)).toEqual(['3000']);
+  });
+
+  test('When a replica is started by package.json (npm start, platforms that run it), then node gets the same flags as in the image and the local formation', () => {
+    const pkg = JSON.parse(readFileSync(fromRoot('package.json'), 'utf8')) as { scripts: Record<string, string> };
+
+    expect(pkg.scripts.start).toBe(['node', ...REPLICA_NODE_FLAGS, 'dist/web/server.js'].join(' '));
   });
 
   test('When Docker probes the container, then the healthcheck asks /readyz with node, since slim images have no curl', () => {
