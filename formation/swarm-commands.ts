@@ -1,27 +1,31 @@
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { findRelease } from './ledger.js';
+import { defaultPrometheusPort } from './monitoring.js';
 import type { FormationOptions } from './options.js';
 import { ROOT } from './paths.js';
 import {
   configDigest,
   docker,
   dockerOk,
+  monitoringConfigDigest,
   NETWORK,
   poll,
+  randomPassword,
   REDIS_LABEL,
   SECRETS,
   service,
   STACK,
-  STACK_FILE,
+  stackFiles,
   stackServices,
   updateStatus,
   webSpec,
   type Env,
+  type ServiceState,
   type UpdateStatus,
 } from './swarm-docker.js';
+import { ensureExporterSecret, monitoringReadyLines } from './swarm-monitoring.js';
 
 /**
  * MODE=swarm: the formation as the stack docker-compose.swarm.yml on the swarm
@@ -30,7 +34,7 @@ import {
  * decision): it deploys onto one. Every verb returns the process's exit code.
  */
 
-type SwarmOptions = Pick<FormationOptions, 'LB_PORT' | 'REPLICAS'>;
+type SwarmOptions = Pick<FormationOptions, 'LB_PORT' | 'REPLICAS'> & Partial<Pick<FormationOptions, 'MONITORING' | 'PROMETHEUS_PORT'>>;
 
 /** What a deploy needs of a release record (formation/ledger.ts ReleaseRecord fits). */
 export interface SwarmRelease {
@@ -60,9 +64,7 @@ async function requireManager(env: Env): Promise<void> {
 async function ensureSecrets(env: Env): Promise<void> {
   for (const name of SECRETS) {
     if ((await docker(['secret', 'inspect', name], env)).code === 0) continue;
-    // 32 letters and digits, as redis/docker-start.sh generates them.
-    const password = randomBytes(48).toString('base64').replace(/[^A-Za-z0-9]/g, '').slice(0, 32);
-    await dockerOk(['secret', 'create', name, '-'], env, password);
+    await dockerOk(['secret', 'create', name, '-'], env, randomPassword());
     say(`created secret ${name}`);
   }
 }
@@ -76,8 +78,19 @@ async function ensureRedisNode(env: Env): Promise<void> {
   say(`labelled node ${self.slice(0, 12)} ${REDIS_LABEL}=true: Redis and its volume live there`);
 }
 
+/**
+ * Whether a deploy includes the monitoring override: asked for (MONITORING=1),
+ * or already running. A deploy without the override onto a stack that has it
+ * would take the exporter's secret away from Redis, which would then give the
+ * exporter's user a password nobody knows.
+ */
+async function withMonitoring(options: SwarmOptions, env: Env): Promise<boolean> {
+  if (options.MONITORING) return true;
+  return (await docker(['service', 'inspect', service('prometheus')], env)).code === 0;
+}
+
 /** `docker stack deploy` with the release's image and id, and the formation's knobs. */
-async function stackDeploy(options: SwarmOptions, release: SwarmRelease, env: Env): Promise<void> {
+async function stackDeploy(options: SwarmOptions, release: SwarmRelease, env: Env, monitoring: boolean): Promise<void> {
   if (!release.image) throw new Error(`release ${release.id} has no image: make release with REGISTRY set builds and pushes one`);
   const deployEnv = {
     ...env,
@@ -85,21 +98,37 @@ async function stackDeploy(options: SwarmOptions, release: SwarmRelease, env: En
     WEB_IMAGE: release.image,
     RELEASE_ID: release.id,
     CONFIG_DIGEST: configDigest(),
+    ...(monitoring ? { MONITORING_CONFIG_DIGEST: monitoringConfigDigest() } : {}),
     LB_PORT: String(options.LB_PORT),
     REPLICAS: String(options.REPLICAS),
   };
-  complain(`+ docker stack deploy --with-registry-auth -c ${STACK_FILE} ${STACK}   (WEB_IMAGE=${release.image} RELEASE_ID=${release.id})`);
-  await dockerOk(['stack', 'deploy', '--detach=true', '--with-registry-auth', '--compose-file', STACK_FILE, STACK], deployEnv);
+  const files = stackFiles(monitoring).flatMap((file) => ['--compose-file', file]);
+  complain(`+ docker stack deploy --with-registry-auth ${files.join(' ').replaceAll('--compose-file', '-c')} ${STACK}   (WEB_IMAGE=${release.image} RELEASE_ID=${release.id})`);
+  await dockerOk(['stack', 'deploy', '--detach=true', '--with-registry-auth', ...files, STACK], deployEnv);
+}
+
+/**
+ * Converged: every service has all its desired tasks running (healthy), and
+ * every one but Grafana wants at least one (GRAFANA_REPLICAS=0 deploys
+ * Grafana with none; docker-compose.swarm.monitoring.yml).
+ */
+export function converged(services: readonly ServiceState[], monitoring: boolean): boolean {
+  const expected = monitoring ? 7 : 3;
+  const mayBeEmpty = new Set([service('grafana')]);
+  return (
+    services.length === expected &&
+    services.every((s) => s.running === s.desired && (s.desired > 0 || (monitoring && mayBeEmpty.has(s.name))))
+  );
 }
 
 /** Every service of the stack has all its tasks running (healthy), and web runs `release`. */
-async function waitConverged(release: SwarmRelease, env: Env, timeoutMs: number) {
+async function waitConverged(release: SwarmRelease, env: Env, timeoutMs: number, monitoring: boolean) {
   return poll(
     'every task of the stack running and healthy',
     async () => {
       const services = await stackServices(env);
       const web = await webSpec(env);
-      const done = services.length === 3 && services.every((s) => s.desired > 0 && s.running === s.desired) && web?.release === release.id;
+      const done = converged(services, monitoring) && web?.release === release.id;
       return done ? services : undefined;
     },
     timeoutMs,
@@ -130,9 +159,11 @@ async function followUpdate(before: UpdateStatus | undefined, env: Env, timeoutM
 async function up(options: SwarmOptions, release: SwarmRelease, env: Env = process.env): Promise<number> {
   await requireManager(env);
   await ensureSecrets(env);
+  const monitoring = await withMonitoring(options, env);
+  if (monitoring) await ensureExporterSecret(env, say);
   await ensureRedisNode(env);
-  await stackDeploy(options, release, env);
-  const services = await waitConverged(release, env, 300_000);
+  await stackDeploy(options, release, env, monitoring);
+  const services = await waitConverged(release, env, 300_000, monitoring);
   // nginx asks Docker's DNS for `web` every 2 s (LB_RESOLVER): a load balancer
   // that started before the replicas were healthy knows them one such period later.
   await sleep(3_000);
@@ -141,7 +172,23 @@ async function up(options: SwarmOptions, release: SwarmRelease, env: Env = proce
     `headcount is ready on Swarm: port ${options.LB_PORT} of every node (${web?.running} replicas of release ${release.id}). ` +
       'make status MODE=swarm shows the tasks; make stop MODE=swarm removes the stack.',
   );
+  if (monitoring) {
+    const grafana = services.find((s) => s.name === service('grafana')) ?? { running: 0, desired: 0 };
+    const lines = monitoringReadyLines({
+      prometheusNode: await nodeOfTask(service('prometheus'), env),
+      grafana: { running: grafana.running, desired: grafana.desired, node: grafana.desired > 0 ? await nodeOfTask(service('grafana'), env) : undefined },
+      prometheusPort: options.PROMETHEUS_PORT ?? defaultPrometheusPort(options.LB_PORT),
+      grafanaPort: Number.parseInt(env.GRAFANA_PORT ?? '', 10) || 3000,
+    });
+    for (const line of lines) say(line);
+  }
   return 0;
+}
+
+/** The node (hostname) a running task of `name` is on. */
+async function nodeOfTask(name: string, env: Env): Promise<string | undefined> {
+  const out = await docker(['service', 'ps', '--filter', 'desired-state=running', '--format', '{{.Node}} {{.CurrentState}}', name], env);
+  return out.stdout.split('\n').find((line) => / Running /.test(`${line} `))?.split(' ')[0];
 }
 
 /**
@@ -157,10 +204,12 @@ async function deploy(options: SwarmOptions, release: SwarmRelease, env: Env = p
     return 1;
   }
   const before = await updateStatus(service('web'), env);
-  await stackDeploy(options, release, env);
+  const monitoring = await withMonitoring(options, env);
+  if (monitoring) await ensureExporterSecret(env, say);
+  await stackDeploy(options, release, env, monitoring);
   try {
     if (current.image !== release.image || current.release !== release.id) await followUpdate(before, env, 600_000);
-    await waitConverged(release, env, 120_000);
+    await waitConverged(release, env, 120_000, monitoring);
   } catch (error) {
     const now = await webSpec(env);
     complain(`deploy of ${release.id} failed: ${(error as Error).message}; web runs release ${now?.release ?? 'unknown'} (${now?.image ?? '?'})`);

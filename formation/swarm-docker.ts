@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT, fromRoot } from './paths.js';
@@ -21,10 +21,33 @@ export interface DockerResult {
 
 export const STACK = 'headcount';
 export const STACK_FILE = 'docker-compose.swarm.yml';
-export const service = (name: 'web' | 'redis' | 'lb') => `${STACK}_${name}`;
+export const STACK_FILE_MONITORING = 'docker-compose.swarm.monitoring.yml';
+/** The stack's services: the formation's, and the monitoring override's (MONITORING=1). */
+export type ServiceName = 'web' | 'redis' | 'lb' | MonitoringService;
+export const MONITORING_SERVICES = ['prometheus', 'nginx-exporter', 'redis-exporter', 'grafana'] as const;
+export type MonitoringService = (typeof MONITORING_SERVICES)[number];
+export const service = (name: ServiceName) => `${STACK}_${name}`;
 export const NETWORK = `${STACK}_net`;
 export const SECRETS = ['headcount-redis-password', 'headcount-redis-web-password', 'headcount-redis-admin-password'] as const;
 export const REDIS_LABEL = 'headcount.redis';
+/** The Redis exporter's password, as the JSON map redis_exporter's --redis.password-file reads (MONITORING=1). */
+export const EXPORTER_SECRET = 'headcount-redis-exporter-password-map';
+
+/** 32 letters and digits, as redis/docker-start.sh generates passwords. */
+export const randomPassword = () => randomBytes(48).toString('base64').replace(/[^A-Za-z0-9]/g, '').slice(0, 32);
+
+/**
+ * The exporter secret's content: one password under both keys redis_exporter
+ * versions look it up by (docs/monitoring.md), the address first, on one line,
+ * as redis/docker-start.sh's REDIS_EXPORTER_PASSWORD_MAP_FILE reader expects.
+ */
+export function exporterPasswordMap(password: string): string {
+  if (!/^[A-Za-z0-9]{16,}$/.test(password)) throw new Error('the exporter password must be 16 or more letters and digits');
+  return JSON.stringify({ 'redis://redis:6379': password, 'redis://headcount-exporter@redis:6379': password });
+}
+
+/** The compose files of a deploy: the stack, and the monitoring override when asked. */
+export const stackFiles = (monitoring: boolean) => [STACK_FILE, ...(monitoring ? [STACK_FILE_MONITORING] : [])];
 
 export function docker(args: readonly string[], env: Env, input?: string): Promise<DockerResult> {
   return new Promise((resolve, reject) => {
@@ -48,10 +71,26 @@ export async function dockerOk(args: readonly string[], env: Env, input?: string
 
 /** Swarm configs cannot change: their names carry a hash of the files (CONFIG_DIGEST in the stack file). */
 export function configDigest(): string {
+  return digestOf(['lb/nginx.conf.template', 'redis/redis.conf', 'redis/docker-start.sh', 'redis/users.acl.template']);
+}
+
+/**
+ * The monitoring override's configs are named by a digest of their own
+ * (MONITORING_CONFIG_DIGEST), so an edited Prometheus config or dashboard
+ * never renames Redis's configs (which would restart Redis).
+ */
+export const MONITORING_CONFIG_FILES = [
+  'monitoring/prometheus/prometheus.swarm.yml',
+  'monitoring/prometheus/rules/headcount.rules.yml',
+  'monitoring/grafana/provisioning/datasources/prometheus.yml',
+  'monitoring/grafana/provisioning/dashboards/headcount.yml',
+  'monitoring/grafana/dashboards/headcount.json',
+] as const;
+export const monitoringConfigDigest = () => digestOf(MONITORING_CONFIG_FILES);
+
+function digestOf(files: readonly string[]): string {
   const hash = createHash('sha256');
-  for (const file of ['lb/nginx.conf.template', 'redis/redis.conf', 'redis/docker-start.sh', 'redis/users.acl.template']) {
-    hash.update(file).update('\0').update(readFileSync(fromRoot(file))).update('\0');
-  }
+  for (const file of files) hash.update(file).update('\0').update(readFileSync(fromRoot(file))).update('\0');
   return hash.digest('hex').slice(0, 12);
 }
 

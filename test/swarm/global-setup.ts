@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { provideStandIns } from '../docker/support/standins.js';
+import { CACHE_DIR } from './support/monitoring.js';
 import type { SwarmTier } from './support/tier.js';
 import { startTopology, type Topology } from './support/topology.js';
 
@@ -15,9 +16,6 @@ import { startTopology, type Topology } from './support/topology.js';
  * images (two-nodes.test.ts). Whatever happens, the teardown removes all of
  * it (and a watchdog does, if this process dies without its teardown).
  */
-
-// The Docker tier's cache of stand-in images, shared.
-const CACHE_DIR = process.env.HEADCOUNT_DOCKER_CACHE ?? '/var/cache/headcount-docker-tier';
 
 const log = (line: string) => process.stdout.write(`[swarm tier] ${line}\n`);
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;

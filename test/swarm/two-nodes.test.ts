@@ -4,12 +4,11 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { removeArtifactFolder } from '../../formation/artifact.js';
-import { readLedger, type ReleaseRecord } from '../../formation/ledger.js';
-import { ROOT } from '../../formation/paths.js';
+import type { ReleaseRecord } from '../../formation/ledger.js';
 import { runningReleaseSwarm } from '../../formation/swarm-commands.js';
 import { service } from '../../formation/swarm-docker.js';
 import { createReleaseClone, replaceIn, type ReleaseClone } from '../docker/support/release-clone.js';
-import { run } from '../docker/support/run.js';
+import { makeInClone, makeSwarm, managerEnv, releaseInClone } from './support/formation.js';
 import { createClient, ok, startLoad, tally, type Client, type Visit } from './support/client.js';
 import { redisCli, runningTasks, waitTasks } from './support/stack.js';
 import { engines, recordFigure, swarmTier } from './support/tier.js';
@@ -27,7 +26,7 @@ import { killNode, startEngine, waitNodesReady } from './support/topology.js';
 const options = { LB_PORT: 8080, REPLICAS: 4 };
 const COUNTER_KEY = 'headcount:visits';
 const SECOND_WELCOME = 'Welcome to headcount, second release';
-const env = () => ({ ...process.env, ...swarmTier().managerEnv });
+const env = managerEnv;
 const manager = () => engines().node1;
 const nodeName = (n: 1 | 2) => `hcsw${swarmTier().id}-node${n}`;
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -37,39 +36,11 @@ let clone: ReleaseClone;
 let firstRelease: ReleaseRecord;
 const first = () => firstRelease;
 
-/** `make <target> MODE=swarm` with the test's ledger, in the repository unless `cwd`; never throws on a non-zero exit. */
-const make = (target: string, vars: Record<string, string> = {}, { cwd = ROOT, env: makeEnv = env() } = {}) =>
-  run('make', ['--no-print-directory', target, 'MODE=swarm', `RELEASES_DIR=${releasesDir}`, ...Object.entries(vars).map(([k, v]) => `${k}=${v}`)], {
-    env: makeEnv,
-    cwd,
-    timeoutMs: 900_000,
-    allowFailure: true,
-  });
-
-/**
- * `make <target> MODE=swarm REGISTRY=<the tier's registry>` of `commit`,
- * checked out in the clone, as CI's release job runs it: the build engine in
- * DOCKER_HOST (the nodes only pull), and the build's npm ci on the host's
- * network, since the private engine has no NAT (formation/artifact.ts).
- */
-async function inClone(target: 'package' | 'release', commit: string) {
-  await clone.checkout(commit);
-  const started = performance.now();
-  const result = await make(target, { REGISTRY: swarmTier().registry }, {
-    cwd: clone.dir,
-    env: { ...process.env, ...engines().build.env, DOCKER_BUILD_NETWORK: 'host' },
-  });
-  expect(result.code, `make ${target} of ${commit.slice(0, 7)}:\n${result.stdout}\n${result.stderr}`).toBe(0);
-  return performance.now() - started;
-}
-
-/** `make release` of `commit` in the clone; the record it appended (the ledger's newest), and how long it took. */
-async function release(commit: string): Promise<{ record: ReleaseRecord; ms: number }> {
-  const ms = await inClone('release', commit);
-  const record = readLedger(releasesDir).at(-1)!;
-  expect(record).toMatchObject({ commit, image: `${swarmTier().registry}/headcount-web:${commit.slice(0, 7)}` });
-  return { record, ms };
-}
+/** `make <target> MODE=swarm` with the test's ledger (support/formation.ts). */
+const make = (target: string, vars: Record<string, string> = {}, how: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) =>
+  makeSwarm(releasesDir, target, vars, how);
+const inClone = (target: 'package' | 'release', commit: string) => makeInClone(clone, releasesDir, target, commit);
+const release = (commit: string) => releaseInClone(clone, releasesDir, commit);
 
 let client: Client;
 

@@ -143,7 +143,7 @@ describe('docker-compose.swarm.monitoring.yml: the same monitoring on Swarm', ()
     }
     for (const config of Object.values(swarmOverride.configs ?? {})) {
       expect(existsSync(fromRoot(config.file!)), config.file).toBe(true);
-      expect(config.name).toMatch(/\$\{CONFIG_DIGEST:-0\}$/);
+      expect(config.name).toMatch(/\$\{MONITORING_CONFIG_DIGEST:-0\}$/);
     }
     expect(svc(swarmOverride, 'prometheus').configs).toEqual([
       { source: 'prometheus-config', target: '/etc/prometheus/prometheus.yml' },
@@ -157,7 +157,7 @@ describe('docker-compose.swarm.monitoring.yml: the same monitoring on Swarm', ()
     const result = spawnSync(
       'docker',
       ['stack', 'config', '--compose-file', 'docker-compose.swarm.yml', '--compose-file', 'docker-compose.swarm.monitoring.yml'],
-      { cwd: ROOT, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: process.env.HOME, DOCKER_HOST: 'unix:///nonexistent.sock', CONFIG_DIGEST: 'abc' } },
+      { cwd: ROOT, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: process.env.HOME, DOCKER_HOST: 'unix:///nonexistent.sock', CONFIG_DIGEST: 'abc', MONITORING_CONFIG_DIGEST: 'def' } },
     );
     expect(result.stderr).toBe('');
     const loaded = parse(result.stdout) as ComposeFile;
@@ -171,6 +171,6 @@ describe('docker-compose.swarm.monitoring.yml: the same monitoring on Swarm', ()
     expect(loaded.services.redis?.environment).toHaveProperty('REDIS_WEB_PASSWORD_FILE');
     expect(Object.keys(loaded.services)).toEqual(expect.arrayContaining([...MONITORING, 'web', 'lb', 'redis']));
     expect(loaded.services.web?.environment?.METRICS_PORT).toBe('9464');
-    expect(loaded.configs?.['prometheus-config']?.name).toBe('headcount-prometheus-config-abc');
+    expect(loaded.configs?.['prometheus-config']?.name).toBe('headcount-prometheus-config-def');
   });
 });

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { service } from '../../../formation/swarm-docker.js';
+import { NETWORK, service, type ServiceName } from '../../../formation/swarm-docker.js';
 import type { Engine } from './topology.js';
 
 export interface Task {
@@ -10,6 +10,8 @@ export interface Task {
   image: string;
   release?: string;
   state: string;
+  /** Its address on the stack's overlay network (what `tasks.<service>` answers). */
+  address?: string;
 }
 
 interface TaskJson {
@@ -17,10 +19,11 @@ interface TaskJson {
   NodeID: string;
   Spec: { ContainerSpec: { Image: string; Env?: string[] } };
   Status: { State: string; ContainerStatus?: { ContainerID?: string } };
+  NetworksAttachments?: { Network: { Spec: { Name: string } }; Addresses?: string[] }[];
 }
 
 /** The running tasks of a service of the stack (desired state running, container started). */
-export async function runningTasks(manager: Engine, name: 'web' | 'redis' | 'lb'): Promise<Task[]> {
+export async function runningTasks(manager: Engine, name: ServiceName): Promise<Task[]> {
   const ids = (await manager.docker(['service', 'ps', '--quiet', '--filter', 'desired-state=running', service(name)])).stdout.split('\n').filter(Boolean);
   if (ids.length === 0) return [];
   // A task listed a moment ago can be gone now: inspect prints the others and exits 1.
@@ -36,6 +39,7 @@ export async function runningTasks(manager: Engine, name: 'web' | 'redis' | 'lb'
       image: t.Spec.ContainerSpec.Image.replace(/@sha256:[0-9a-f]+$/, ''),
       release: t.Spec.ContainerSpec.Env?.find((kv) => kv.startsWith('RELEASE_ID='))?.slice('RELEASE_ID='.length),
       state: t.Status.State,
+      address: t.NetworksAttachments?.find((n) => n.Network.Spec.Name === NETWORK)?.Addresses?.[0]?.replace(/\/\d+$/, ''),
     }));
 }
 
@@ -46,7 +50,7 @@ export async function nodeNames(manager: Engine): Promise<Map<string, string>> {
 }
 
 /** Waits until `name` has `count` running tasks (and returns them). */
-export async function waitTasks(manager: Engine, name: 'web' | 'redis' | 'lb', test: (tasks: Task[]) => boolean, timeoutMs: number): Promise<Task[]> {
+export async function waitTasks(manager: Engine, name: ServiceName, test: (tasks: Task[]) => boolean, timeoutMs: number): Promise<Task[]> {
   let tasks: Task[] = [];
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(500)) {
     tasks = await runningTasks(manager, name);
