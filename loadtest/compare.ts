@@ -9,8 +9,9 @@
 //   BEFORE (required), AFTER (default: this checkout), ROUNDS (default 6),
 //   DURATION (s per round, default 8), CONNECTIONS (default 100),
 //   ANSWER json|html (default json), REPLICAS (default 4),
-//   NODE_FLAGS_BEFORE, NODE_FLAGS_AFTER (flags for the replicas' node, space-separated;
-//   with BEFORE=HEAD they compare flags alone)
+//   NODE_FLAGS_BEFORE, NODE_FLAGS_AFTER (flags for the replicas' node, space-separated,
+//   or none; default: REPLICA_NODE_FLAGS on both sides; with BEFORE=HEAD they compare
+//   flags alone)
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -39,8 +40,8 @@ const options = (() => {
 function parseOptions() {
   const nodeFlags = z
     .string()
-    .regex(/^--[\w-]+(=\S+)?( --[\w-]+(=\S+)?)*$/, { error: 'must be node flags separated by spaces, e.g. --max-semi-space-size=32 --single-threaded-gc' })
-    .transform((value) => value.split(' '))
+    .regex(/^(none|--[\w-]+(=\S+)?( --[\w-]+(=\S+)?)*)$/, { error: 'must be node flags separated by spaces, e.g. --max-semi-space-size=32 --single-threaded-gc, or none' })
+    .transform((value) => (value === 'none' ? [] : value.split(' ')))
     .optional();
   return parseEnv(
   z.object({
@@ -83,7 +84,7 @@ async function packageRev(rev: string): Promise<ReplicaRelease & { commit: strin
   }
 }
 
-const flagsNote = (flags: string[] | undefined) => (flags ? `, node ${flags.join(' ')}` : '');
+const flagsNote = (flags: string[] | undefined) => (flags ? `, node ${flags.join(' ') || 'without flags'}` : '');
 
 interface Side {
   name: string;
