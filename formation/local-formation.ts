@@ -21,8 +21,8 @@ const REPLICA_ENTRY = fromRoot('dist/web/server.js');
  * the same). --single-threaded-gc: V8 collects on the replica's own thread
  * instead of handing work to helper threads, which on a host where replicas,
  * nginx and Redis share few cores cost more in hand-offs (futex calls, about
- * one per five visits) than they saved: make bench-compare NODE_FLAGS_AFTER=
- * measured 6 % more visits per second and 6 % less CPU per visit
+ * one per five visits) than they saved: two make bench-compare runs measured
+ * 5-6 % more visits per second and 5-6 % less CPU per visit
  * (docs/load-testing.md, "Tuning for issue 11").
  */
 export const REPLICA_NODE_FLAGS: readonly string[] = ['--single-threaded-gc'];
