@@ -16,7 +16,7 @@ import { loadConfig } from '../web/config.js';
 import { integer, parseEnv } from '../web/env.js';
 import { requestKey } from '../web/counter-store.js';
 import { fire, latencyOf, requestsPerSecond, type CannonOptions } from './cannon.js';
-import { measureCpu, withChildren } from './cpu.js';
+import { formationCpuGroups, measureCpu } from './cpu.js';
 import { Service } from '../formation/supervisor.js';
 import { httpOk, waitFor } from '../formation/wait.js';
 import { machine, RESULTS_DIR } from './report.js';
@@ -227,12 +227,7 @@ async function measure(name: string, formation: LocalFormation, cannon: CannonOp
 }
 
 async function measureOnce(name: string, formation: LocalFormation, cannon: CannonOptions, duration: number): Promise<Figure> {
-  const groups = {
-    nginx: withChildren(formation.nginx.pid!),
-    replicas: formation.replicas.map((r) => r.service.pid!),
-    redis: [formation.redis!.pid!],
-  };
-  const { value: result, cpu, wallSeconds } = await measureCpu(groups, () =>
+  const { value: result, cpu, wallSeconds } = await measureCpu(formationCpuGroups(formation), () =>
     fire({ connections: options.CONNECTIONS, duration, timeout: 10, ...cannon }, `bench: ${name}`),
   );
   const cpuCores = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, v / wallSeconds]));

@@ -21,7 +21,7 @@ import type { LocalFormation, ReplicaRelease } from '../formation/local-formatio
 import { fromRoot, ROOT } from '../formation/paths.js';
 import { ConfigError, integer, parseEnv } from '../web/env.js';
 import { fire, latencyOf, type CannonOptions } from './cannon.js';
-import { measureCpu, withChildren } from './cpu.js';
+import { formationCpuGroups, measureCpu } from './cpu.js';
 import { machine, RESULTS_DIR } from './report.js';
 import { newTable } from './terminal.js';
 import { startThrowawayFormation, type ThrowawayFormation } from './throwaway-formation.js';
@@ -98,8 +98,7 @@ const load = (f: LocalFormation, extra: Partial<CannonOptions>): CannonOptions =
 
 async function round(side: Side, index: number) {
   const f = side.formation;
-  const groups = { nginx: withChildren(f.nginx.pid!), replicas: f.replicas.map((r) => r.service.pid!), redis: [f.redis!.pid!] };
-  const { value: result, cpu } = await measureCpu(groups, () => fire(load(f, { duration: options.DURATION }), `bench-compare: ${side.name}, round ${index + 1} of ${options.ROUNDS}`));
+  const { value: result, cpu } = await measureCpu(formationCpuGroups(f), () => fire(load(f, { duration: options.DURATION }), `bench-compare: ${side.name}, round ${index + 1} of ${options.ROUNDS}`));
   if (result.errors > 0 || result.non2xx > 0) throw new Error(`${side.name}: ${result.errors} errors and ${result.non2xx} non-2xx answers in round ${index + 1}: not a fair figure`);
   const { p50, p99 } = latencyOf(result);
   side.rounds.push({ requests: result.requests.total, seconds: result.duration, p50, p99, cpu });

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import type { LocalFormation } from '../formation/local-formation.js';
 
 const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
@@ -32,6 +33,15 @@ export function withChildren(pid: number): number[] {
 }
 
 export type Groups = Record<string, number[]>;
+
+/** A local formation's processes by group: nginx with its workers, the replicas, Redis. */
+export function formationCpuGroups(formation: LocalFormation): Groups {
+  return {
+    nginx: withChildren(formation.nginx.pid!),
+    replicas: formation.replicas.map((r) => r.service.pid!),
+    redis: [formation.redis!.pid!],
+  };
+}
 
 /** Samples each group's CPU time over `work`: CPU seconds per group. */
 export async function measureCpu<T>(groups: Groups, work: () => Promise<T>): Promise<{ value: T; cpu: Record<string, number>; wallSeconds: number }> {
