@@ -44,18 +44,18 @@ function parseOptions() {
     .transform((value) => (value === 'none' ? [] : value.split(' ')))
     .optional();
   return parseEnv(
-  z.object({
-    BEFORE: z.string({ error: 'is required: the git rev to measure against, e.g. BEFORE=HEAD~1' }).min(1),
-    AFTER: z.string().min(1).optional(),
-    ROUNDS: integer(2, 100).default(6),
-    DURATION: integer(1, 600).default(8),
-    CONNECTIONS: integer(1, 10_000).default(100),
-    ANSWER: z.enum(['json', 'html']).default('json'),
-    REPLICAS: integer(1, 16).default(4),
-    NODE_FLAGS_BEFORE: nodeFlags,
-    NODE_FLAGS_AFTER: nodeFlags,
-  }),
-  process.env,
+    z.object({
+      BEFORE: z.string({ error: 'is required: the git rev to measure against, e.g. BEFORE=HEAD~1' }).min(1),
+      AFTER: z.string().min(1).optional(),
+      ROUNDS: integer(2, 100).default(6),
+      DURATION: integer(1, 600).default(8),
+      CONNECTIONS: integer(1, 10_000).default(100),
+      ANSWER: z.enum(['json', 'html']).default('json'),
+      REPLICAS: integer(1, 16).default(4),
+      NODE_FLAGS_BEFORE: nodeFlags,
+      NODE_FLAGS_AFTER: nodeFlags,
+    }),
+    process.env,
   );
 }
 
@@ -79,8 +79,15 @@ async function packageRev(rev: string): Promise<ReplicaRelease & { commit: strin
     const artifact = await packageArtifact({ releasesDir: CACHE, image: false, root: worktree, say: (line) => process.stderr.write(`${line}\n`) });
     return { id: `${rev.replace(/[^A-Za-z0-9._-]/g, '_')}-${artifact.tag}`.slice(0, 64), folder: artifact.folder, config: {}, commit };
   } finally {
-    git('worktree', 'remove', '--force', worktree);
+    // Guarded: if `worktree add` failed there is no worktree to remove, and
+    // that error must not replace the one that explains the failure.
+    try {
+      git('worktree', 'remove', '--force', worktree);
+    } catch (error) {
+      process.stderr.write(`bench-compare: git worktree remove ${worktree}: ${error instanceof Error ? error.message : String(error)}\n`);
+    }
     await rm(worktree, { recursive: true, force: true });
+    git('worktree', 'prune');
   }
 }
 
