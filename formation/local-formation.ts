@@ -74,6 +74,12 @@ export interface LocalFormationOptions {
    * Only `make bench`, to measure what persistence costs. Default true: redis.conf's AOF.
    */
   redisPersistence?: boolean;
+  /**
+   * Another commit's formation files, in place of this checkout's: nginx's
+   * template and Redis's config. Only `make bench-compare`, so that a change to
+   * either is measured before and after like a change to the replica.
+   */
+  configFiles?: { nginxTemplate: string; redisConf: string };
 }
 
 /** redis.conf's persistence, turned off: no AOF, no RDB snapshots. */
@@ -198,7 +204,7 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
           name: 'redis',
           command: requireExecutable('redis-server'),
           args: [
-            REDIS_CONF,
+            options.configFiles?.redisConf ?? REDIS_CONF,
             ...['--port', String(port), '--bind', '127.0.0.1', '--dir', dataDir, '--aclfile', aclFile],
             ...(options.redisPersistence === false ? REDIS_WITHOUT_PERSISTENCE : []),
           ],
@@ -291,7 +297,15 @@ export async function startLocalFormation(options: LocalFormationOptions): Promi
     const confPath = path.join(runtimeDir, 'nginx.conf');
     await writeFile(
       confPath,
-      await renderLocalNginxConfig({ lbPort, replicaPorts, runtimeDir, statusPort, env: { ...process.env, ...options.lbEnv }, accessLog: options.lbAccessLog }),
+      await renderLocalNginxConfig({
+        lbPort,
+        replicaPorts,
+        runtimeDir,
+        statusPort,
+        env: { ...process.env, ...options.lbEnv },
+        accessLog: options.lbAccessLog,
+        templatePath: options.configFiles?.nginxTemplate,
+      }),
     );
     const nginxArgs = ['-p', runtimeDir, '-c', confPath, '-e', 'stderr'];
     await checkNginxConfig(nginxBin, nginxArgs);

@@ -103,6 +103,8 @@ export interface LocalLbOptions {
    * run keeps the default, true.
    */
   accessLog?: boolean;
+  /** The template to render. Default lb/nginx.conf.template; `make bench-compare` passes another commit's. */
+  templatePath?: string;
 }
 
 /** The values the local formation substitutes: one `server` line per replica, no resolver. */
@@ -158,7 +160,7 @@ export function withoutAccessLog(config: string): string {
 }
 
 export async function renderLocalNginxConfig(options: LocalLbOptions): Promise<string> {
-  const config = renderTemplate(await readFile(TEMPLATE_PATH, 'utf8'), localLbValues(options));
+  const config = renderTemplate(await readFile(options.templatePath ?? TEMPLATE_PATH, 'utf8'), localLbValues(options));
   return options.accessLog === false ? withoutAccessLog(config) : config;
 }
 

@@ -6,6 +6,10 @@
 // checkout's build, or another rev. Both formations run side by side and are
 // loaded in turn, in rounds whose order alternates, so drift on a noisy
 // machine falls on both alike; each round pairs a before with an after.
+// Each side runs its rev's replica build, nginx template (lb/nginx.conf.template)
+// and redis.conf, so a change to any of them is measured; the supervisor, and
+// the values it puts into the template (ports, LB_* settings), are this
+// checkout's on both sides.
 //   BEFORE (required), AFTER (default: this checkout), ROUNDS (default 6),
 //   DURATION (s per round, default 8), CONNECTIONS (default 100),
 //   ANSWER json|html (default json), REPLICAS (default 4),
@@ -17,7 +21,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { packageArtifact } from '../formation/artifact.js';
-import type { LocalFormation, ReplicaRelease } from '../formation/local-formation.js';
+import { REDIS_CONF, type LocalFormation, type LocalFormationOptions, type ReplicaRelease } from '../formation/local-formation.js';
+import { TEMPLATE_PATH } from '../formation/nginx-config.js';
 import { fromRoot, ROOT } from '../formation/paths.js';
 import { ConfigError, integer, parseEnv } from '../web/env.js';
 import { fire, latencyOf, type CannonOptions } from './cannon.js';
@@ -64,8 +69,24 @@ const GROUPS = ['nginx', 'replicas', 'redis', 'load generator'] as const;
 
 const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
 
+interface Rev extends ReplicaRelease {
+  commit: string;
+  /** The rev's nginx template and redis.conf, so that the formation around its replicas is its own too. */
+  configFiles: NonNullable<LocalFormationOptions['configFiles']>;
+}
+
+/** The files of `rev` at these paths, written under .run/bench-compare/files/<commit>/. */
+async function formationFiles(commit: string): Promise<Rev['configFiles']> {
+  const folder = path.join(CACHE, 'files', commit);
+  await mkdir(folder, { recursive: true });
+  const [nginxTemplate, redisConf] = [path.join(folder, 'nginx.conf.template'), path.join(folder, 'redis.conf')];
+  await writeFile(nginxTemplate, git('show', `${commit}:lb/nginx.conf.template`));
+  await writeFile(redisConf, git('show', `${commit}:redis/redis.conf`));
+  return { nginxTemplate, redisConf };
+}
+
 /** The artifact of `rev` (built once, then reused), from a throwaway worktree so this checkout is untouched. */
-async function packageRev(rev: string): Promise<ReplicaRelease & { commit: string }> {
+async function packageRev(rev: string): Promise<Rev> {
   let commit = '';
   try {
     commit = git('rev-parse', '--verify', '--quiet', `${rev}^{commit}`);
@@ -77,7 +98,8 @@ async function packageRev(rev: string): Promise<ReplicaRelease & { commit: strin
   try {
     git('worktree', 'add', '--detach', '--quiet', worktree, commit);
     const artifact = await packageArtifact({ releasesDir: CACHE, image: false, root: worktree, say: (line) => process.stderr.write(`${line}\n`) });
-    return { id: `${rev.replace(/[^A-Za-z0-9._-]/g, '_')}-${artifact.tag}`.slice(0, 64), folder: artifact.folder, config: {}, commit };
+    const id = `${rev.replace(/[^A-Za-z0-9._-]/g, '_')}-${artifact.tag}`.slice(0, 64);
+    return { id, folder: artifact.folder, config: {}, commit, configFiles: await formationFiles(commit) };
   } finally {
     // Guarded: if `worktree add` failed there is no worktree to remove, and
     // that error must not replace the one that explains the failure.
@@ -96,6 +118,8 @@ const flagsNote = (flags: string[] | undefined) => (flags ? `, node ${flags.join
 interface Side {
   name: string;
   what: string;
+  /** The nginx template and redis.conf its formation ran with. */
+  configFiles: Rev['configFiles'];
   formation: ThrowawayFormation;
   rounds: { requests: number; seconds: number; p50: number; p99: number; cpu: Record<string, number> }[];
 }
@@ -135,14 +159,31 @@ const after = options.AFTER ? await packageRev(options.AFTER) : undefined;
 const afterWhat = after ? `${options.AFTER} (${after.commit.slice(0, 12)})` : `this checkout (${git('rev-parse', '--short=12', 'HEAD')}${git('status', '--porcelain', '--untracked-files=no') ? ', with uncommitted changes' : ''})`;
 const started: ThrowawayFormation[] = [];
 try {
-  const start = async (release: ReplicaRelease | undefined, nodeFlags: string[] | undefined) => {
-    const f = await startThrowawayFormation({ purpose: 'bench-compare', replicas: options.REPLICAS, nodeFlags, ...(release ? { release } : {}) });
+  const start = async (rev: Rev | undefined, nodeFlags: string[] | undefined) => {
+    const f = await startThrowawayFormation({
+      purpose: 'bench-compare',
+      replicas: options.REPLICAS,
+      nodeFlags,
+      ...(rev ? { release: { id: rev.id, folder: rev.folder, config: rev.config }, configFiles: rev.configFiles } : {}),
+    });
     started.push(f);
     return f;
   };
   const sides: Side[] = [
-    { name: 'before', what: `${options.BEFORE} (${before.commit.slice(0, 12)})${flagsNote(options.NODE_FLAGS_BEFORE)}`, formation: await start(before, options.NODE_FLAGS_BEFORE), rounds: [] },
-    { name: 'after', what: `${afterWhat}${flagsNote(options.NODE_FLAGS_AFTER)}`, formation: await start(after, options.NODE_FLAGS_AFTER), rounds: [] },
+    {
+      name: 'before',
+      what: `${options.BEFORE} (${before.commit.slice(0, 12)})${flagsNote(options.NODE_FLAGS_BEFORE)}`,
+      configFiles: before.configFiles,
+      formation: await start(before, options.NODE_FLAGS_BEFORE),
+      rounds: [],
+    },
+    {
+      name: 'after',
+      what: `${afterWhat}${flagsNote(options.NODE_FLAGS_AFTER)}`,
+      configFiles: after?.configFiles ?? { nginxTemplate: TEMPLATE_PATH, redisConf: REDIS_CONF },
+      formation: await start(after, options.NODE_FLAGS_AFTER),
+      rounds: [],
+    },
   ];
   // Unmeasured first: V8 compiles the hot code only after thousands of calls.
   for (const side of sides) await fire(load(side.formation, { amount: 5_000 * options.REPLICAS }), `bench-compare: warm-up ${side.name}`);
