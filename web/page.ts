@@ -32,11 +32,14 @@ export interface RenderedPage {
 
 /**
  * The welcome page of one replica: who you are in the count, which replica
- * counted you and which release it runs, and the live panel that the script
- * fills from GET /api/live. Everything but the count is built once per
- * replica, not per request, and so is the byte length of those parts: what a
- * visit adds is ASCII (digits, commas, an ordinal suffix), one byte a
- * character. Returns the renderer for a visitor number.
+ * counted you and which release it runs, and the place of the live panel.
+ * The script (web/assets/live.js, which browsers cache) builds the panel and
+ * fills it from GET /api/live: the panel works only with the script, and its
+ * markup is then not in every visit's answer (docs/load-testing.md measures
+ * what that saves). Everything but the count is built once per replica, not
+ * per request, and so is the byte length of those parts: what a visit adds is
+ * ASCII (digits, commas, an ordinal suffix), one byte a character. Returns the
+ * renderer for a visitor number.
  */
 export function createPage(replica: string, release = 'dev'): (count: number) => RenderedPage {
   const head = `<!doctype html>
@@ -59,18 +62,7 @@ export function createPage(replica: string, release = 'dev'): (count: number) =>
   const tail = `.</p>
   <button type="button" id="count-me" data-testid="count-me">Count me again</button>
   <p class="label" id="count-status" role="status" aria-live="polite"></p>
-  <section class="live" aria-labelledby="live-title" data-testid="live">
-    <h2><span id="live-title">Live: every replica's share</span> <span class="status" id="live-status" data-testid="live-status">connecting…</span></h2>
-    <p class="total">Total <strong id="live-total" data-testid="live-total">…</strong> visits</p>
-    <ul class="bars" id="live-replicas" data-testid="live-replicas"></ul>
-    <figure class="rate">
-      <svg viewBox="0 0 300 60" preserveAspectRatio="none" role="img" aria-labelledby="rate-caption">
-        <line x1="0" y1="59" x2="300" y2="59"></line>
-        <polyline id="rate-line" points=""></polyline>
-      </svg>
-      <figcaption id="rate-caption"><span id="rate-now" data-testid="rate-now">0</span> visits per second now, at most <span id="rate-peak">0</span> in the last minute</figcaption>
-    </figure>
-  </section>
+  <section class="live" id="live" aria-labelledby="live-title" data-testid="live" hidden></section>
   <footer>Reload or press the button to be counted again. <a href="/api/count">Current count as JSON</a>.
     Release <code data-testid="release">${escapeHtml(release)}</code></footer>
 </main>

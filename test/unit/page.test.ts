@@ -32,8 +32,17 @@ describe('the welcome page (web/page.ts)', () => {
     expect(html).not.toMatch(/https?:\/\//);
   });
 
+  test('When the page is built, then the live panel is an empty, hidden place for the script to build, not markup sent with every visit', () => {
+    const { html } = createPage('web-1')(3);
+
+    expect(html).toContain('<section class="live" id="live" aria-labelledby="live-title" data-testid="live" hidden></section>');
+    expect(html).not.toContain('live-replicas');
+    expect(Buffer.byteLength(html)).toBeLessThan(1_300);
+  });
+
   test('When a page is rendered for any count, then its byte length is the UTF-8 length of its HTML (the Content-Length it is sent with)', () => {
-    // The page holds non-ASCII text ("connecting…"); names and release are what config allows.
+    // The fixed parts are measured with Buffer.byteLength, so non-ASCII text in
+    // them would be counted right too; names and release are what config allows.
     const render = createPage('web-1.a_B', 'r42-0b1c2d3');
     for (const n of [0, 1, 11, 12, 13, 21, 999, 1_000, 1_234_567, 9_007_199_254_740_991]) {
       const page = render(n);

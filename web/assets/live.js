@@ -1,5 +1,5 @@
-// The live panel of headcount's page (web/page.ts): a Server-Sent Events
-// stream from GET /api/live (web/live-hub.ts) and the "count me" button.
+// The live panel of headcount's page (web/page.ts), built here: a Server-Sent
+// Events stream from GET /api/live (web/live-hub.ts); and the "count me" button.
 // Plain browser JavaScript, no build step and nothing from elsewhere.
 // Loading it counts nothing; only the button does (POST /api/visits).
 
@@ -37,6 +37,22 @@ button.addEventListener('click', async () => {
 });
 
 // --- The live panel ---
+// Its markup is here, not in the page (web/page.ts): it works only with this
+// script, and every visit's answer is then about 1 KB smaller. Static text
+// only: nothing from the stream is ever written as HTML.
+const panel = $('live');
+panel.innerHTML = `
+  <h2><span id="live-title">Live: every replica's share</span> <span class="status" id="live-status" data-testid="live-status">connecting…</span></h2>
+  <p class="total">Total <strong id="live-total" data-testid="live-total">…</strong> visits</p>
+  <ul class="bars" id="live-replicas" data-testid="live-replicas"></ul>
+  <figure class="rate">
+    <svg viewBox="0 0 300 60" preserveAspectRatio="none" role="img" aria-labelledby="rate-caption">
+      <line x1="0" y1="59" x2="300" y2="59"></line>
+      <polyline id="rate-line" points=""></polyline>
+    </svg>
+    <figcaption id="rate-caption"><span id="rate-now" data-testid="rate-now">0</span> visits per second now, at most <span id="rate-peak">0</span> in the last minute</figcaption>
+  </figure>`;
+panel.hidden = false;
 const list = $('live-replicas');
 const status = (text) => ($('live-status').textContent = text);
 
