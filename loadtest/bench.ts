@@ -1,7 +1,8 @@
 // `make bench`: scaling and overhead figures, measured side by side in one run
 // on this machine, printed as ratios, with what limited each figure; and
 // headcount against the naive Express formation (issue 11's target).
-//   DURATION (s per figure, default 10), CONNECTIONS (default 100)
+//   DURATION (s per figure, default 10), CONNECTIONS (default 100),
+//   TURNS (rounds of the headcount and naive figures, in alternating order, default 6)
 import { randomBytes } from 'node:crypto';
 import { openSync } from 'node:fs';
 import http, { type ClientRequest } from 'node:http';
@@ -19,11 +20,14 @@ import { fire, latencyOf, requestsPerSecond, type CannonOptions } from './cannon
 import { formationCpuGroups, measureCpu } from './cpu.js';
 import { Service } from '../formation/supervisor.js';
 import { httpOk, waitFor } from '../formation/wait.js';
-import { machine, RESULTS_DIR } from './report.js';
+import { machine, median, RESULTS_DIR } from './report.js';
 import { newTable } from './terminal.js';
 import { withThrowawayFormation, type ThrowawayOptions } from './throwaway-formation.js';
 
-const options = parseEnv(z.object({ DURATION: integer(1, 600).default(10), CONNECTIONS: integer(1, 10_000).default(100) }), process.env);
+const options = parseEnv(
+  z.object({ DURATION: integer(1, 600).default(10), CONNECTIONS: integer(1, 10_000).default(100), TURNS: integer(2, 40).default(6) }),
+  process.env,
+);
 const BARE = [process.execPath, fromRoot('dist/loadtest/bare-replica.js')];
 const NAIVE = [process.execPath, fromRoot('dist/loadtest/naive-replica.js')];
 const startedAt = performance.now();
@@ -43,8 +47,19 @@ interface Figure {
   note?: string;
   /** Wall-clock seconds the load ran (summed over rounds). */
   seconds: number;
+  /**
+   * Redis forks while it ran: AOF rewrites, which Redis starts by itself as
+   * its AOF grows. Each copies the data in a child process whose writes share
+   * the disk with the fsync every counted visit waits for.
+   */
+  redisForks: number;
   /** A figure measured in rounds: each round's own figure. */
   rounds?: Omit<Figure, 'rounds'>[];
+  /** At half of peak: req/s of the 3 s probe at each connection count, and of each measurement made. */
+  probes?: { connections: number; rps: number }[];
+  tried?: { connections: number; rps: number }[];
+  /** At half of peak: Redis's forks from the first probe to the end of the figure. */
+  forksSinceProbing?: number;
 }
 
 const figures: Figure[] = [];
@@ -227,6 +242,7 @@ async function measure(name: string, formation: LocalFormation, cannon: CannonOp
 }
 
 async function measureOnce(name: string, formation: LocalFormation, cannon: CannonOptions, duration: number): Promise<Figure> {
+  const forksBefore = await redisForks(formation);
   const { value: result, cpu, wallSeconds } = await measureCpu(formationCpuGroups(formation), () =>
     fire({ connections: options.CONNECTIONS, duration, timeout: 10, ...cannon }, `bench: ${name}`),
   );
@@ -244,8 +260,21 @@ async function measureOnce(name: string, formation: LocalFormation, cannon: Cann
     cpuMsPerRequest: (total * 1000) / Math.max(result.requests.total, 1),
     limitedBy: limit(cpuCores),
     seconds: wallSeconds,
+    redisForks: (await redisForks(formation)) - forksBefore,
   };
   return figure;
+}
+
+/** Forks the formation's Redis has made since it started (INFO stats). */
+async function redisForks(formation: LocalFormation): Promise<number> {
+  const redis = new Redis(formation.redisUrl, { maxRetriesPerRequest: 1 });
+  try {
+    const forks = Number(/^total_forks:(\d+)/m.exec(await redis.info('stats'))?.[1]);
+    if (!Number.isInteger(forks)) throw new Error(`${formation.redisUrl}: INFO stats has no total_forks`);
+    return forks;
+  } finally {
+    redis.disconnect();
+  }
 }
 
 interface Measurement {
@@ -255,17 +284,19 @@ interface Measurement {
 }
 
 /**
- * Figures to compare, measured in two rounds of half of DURATION each, in
- * order and then in reverse (A B C, C B A): each figure's mean position in
- * time is the same, so drift on a shared machine (other work starting or
- * stopping) falls on all of them alike. Each figure sums its rounds'
- * requests, seconds and CPU; its latency is its worse round's.
+ * Figures to compare, measured in TURNS rounds of half of DURATION each, in
+ * order and then in reverse, and again (A B C, C B A, A B C, ...): each
+ * figure's mean position in time is the same, so drift on a shared machine
+ * (other work starting or stopping) falls on all of them alike, and more
+ * turns resolve a smaller difference. Each figure sums its rounds' requests,
+ * seconds and CPU; its latency is its worst round's.
  */
 async function measureInTurns(measurements: readonly Measurement[]): Promise<Figure[]> {
   const duration = Math.max(1, Math.round(options.DURATION / 2));
   const parts = new Map<string, Figure[]>(measurements.map((m) => [m.name, []]));
-  for (const order of [measurements, [...measurements].reverse()]) {
-    for (const m of order) parts.get(m.name)!.push(await measureOnce(m.name, m.formation, m.cannon, duration));
+  for (let turn = 0; turn < options.TURNS; turn++) {
+    const order = turn % 2 ? [...measurements].reverse() : measurements;
+    for (const m of order) parts.get(m.name)!.push(await measureOnce(`${m.name}, turn ${turn + 1} of ${options.TURNS}`, m.formation, m.cannon, duration));
   }
   return measurements.map((m) => {
     const figure = merge(m.name, parts.get(m.name)!);
@@ -294,6 +325,7 @@ function merge(name: string, rounds: Figure[]): Figure {
     limitedBy: limit(cpuCores),
     note: `${rounds.length} rounds`,
     seconds,
+    redisForks: sum((f) => f.redisForks),
     rounds,
   };
 }
@@ -312,23 +344,38 @@ function limit(cores: Record<string, number>): string {
 /**
  * Latency at half of peak throughput. autocannon's rate option sends each
  * connection's quota for the second as fast as it can and then waits, so its
- * latency is the peak's; instead the load stays closed-loop and the number of
- * connections is lowered until throughput is about half of peak.
+ * latency is the peak's; instead the load stays closed-loop, at the number of
+ * connections whose 3 s probe came closest to half of peak. A probe can be far
+ * off (runs measured at 32 connections reached 70 % of peak where the probe
+ * had said half), so a figure outside 35-65 % of peak is measured again one
+ * step lower or higher, at most three times. The figure names its share of
+ * peak, and the report keeps the probes.
  */
-async function atHalfOfPeak(formation: LocalFormation, peakRps: number) {
-  let best: { connections: number; rps: number } | undefined;
-  for (const connections of [64, 32, 16, 8, 4, 2]) {
+async function atHalfOfPeak(formation: LocalFormation, peakRps: number, name = '4 replicas via nginx, at half of peak') {
+  const counts = [64, 32, 16, 12, 8, 6, 4, 3, 2];
+  const forksBefore = await redisForks(formation);
+  const probes: { connections: number; rps: number }[] = [];
+  for (const connections of counts) {
     const result = await fire({ url: formation.lbUrl, connections, duration: 3, headers: json }, `bench: probing ${connections} connections`);
-    const rps = requestsPerSecond(result);
-    if (!best || Math.abs(rps - peakRps / 2) < Math.abs(best.rps - peakRps / 2)) best = { connections, rps };
-    if (rps < peakRps / 2) break;
+    probes.push({ connections, rps: requestsPerSecond(result) });
   }
-  const figure = await measure(`4 replicas via nginx, at half of peak (${best!.connections} connections)`, formation, {
-    ...visit(formation.lbUrl),
-    connections: best!.connections,
-  });
-  figure.name = '4 replicas via nginx, at half of peak';
-  figure.note = `${best!.connections} connections`;
+  const distance = (p: { rps: number }) => Math.abs(p.rps - peakRps / 2);
+  let index = counts.indexOf(probes.reduce((a, b) => (distance(b) < distance(a) ? b : a)).connections);
+  const tried: { connections: number; rps: number }[] = [];
+  let figure: Figure;
+  for (;;) {
+    const connections = counts[index]!;
+    figure = await measureOnce(`${name} (${connections} connections)`, formation, { ...visit(formation.lbUrl), connections }, options.DURATION);
+    tried.push({ connections, rps: figure.requestsPerSecond });
+    const share = figure.requestsPerSecond / peakRps;
+    if (tried.length > 3) break;
+    if (share > 0.65 && index < counts.length - 1) index += 1;
+    else if (share < 0.35 && index > 0) index -= 1;
+    else break;
+  }
+  figure.name = name;
+  figure.note = `${counts[index]} connections, ${Math.round((100 * figure.requestsPerSecond) / peakRps)} % of peak`;
+  figures.push({ ...figure, probes, tried, forksSinceProbing: (await redisForks(formation)) - forksBefore });
 }
 
 /**
@@ -369,6 +416,7 @@ await withFormation(1, undefined, async (f) => {
 /** Each setting's Redis persistence, as each formation's Redis reported it (key: the figures' prefix). */
 const redisPersistence: Record<string, { headcount: string; naive: string }> = {};
 const NO_PERSISTENCE = 'no persistence: ';
+const NAIVE_HALF_PEAK = 'naive Express, 4 replicas via nginx, at half of peak';
 
 /**
  * headcount's 4-replica formation and the naive Express one (issue 11), both
@@ -394,6 +442,9 @@ async function headcountAndNaive(persistence: boolean, prefix: string, measureMo
           { name: `${prefix}naive Express, 4 replicas via nginx`, formation: naive, cannon: visit(naive.lbUrl, html) },
           { name: `${prefix}4 replicas via nginx, HTML`, formation: f, cannon: visit(f.lbUrl, html) },
         ]);
+        // The naive formation's own latency at half of its peak: information
+        // beside headcount's target (same machine, same Redis settings).
+        if (persistence) await atHalfOfPeak(naive, rps(`${prefix}naive Express, 4 replicas via nginx`), NAIVE_HALF_PEAK);
         await measureMore(f);
       }),
     { redisPersistence: persistence },
@@ -424,11 +475,24 @@ await withFormation(4, BARE, async (f) => {
 const ratio = (a: string, b: string) => rps(a) / rps(b);
 const core = (f: Figure, k: string) => (f.cpuCores[k] ?? 0).toFixed(2);
 
-const table = newTable(['figure', 'req/s', 'p50', 'p99', 'nginx', 'replicas', 'redis', 'loadgen', 'CPU-ms/req', 'limited by']);
+const table = newTable(['figure', 'req/s', 'p50', 'p99', 'nginx', 'replicas', 'redis', 'loadgen', 'CPU-ms/req', 'AOF rewrites', 'limited by']);
 for (const f of figures) {
-  table.push([f.note ? `${f.name} (${f.note})` : f.name, Math.round(f.requestsPerSecond), f.latency.p50, f.latency.p99, core(f, 'nginx'), core(f, 'replicas'), core(f, 'redis'), core(f, 'load generator'), f.cpuMsPerRequest.toFixed(3), f.limitedBy]);
+  table.push([
+    f.note ? `${f.name} (${f.note})` : f.name,
+    Math.round(f.requestsPerSecond),
+    f.latency.p50,
+    f.latency.p99,
+    core(f, 'nginx'),
+    core(f, 'replicas'),
+    core(f, 'redis'),
+    core(f, 'load generator'),
+    f.cpuMsPerRequest.toFixed(3),
+    f.redisForks,
+    f.limitedBy,
+  ]);
 }
 const halfPeakP99 = by('4 replicas via nginx, at half of peak').latency.p99;
+const halfPeakForks = by('4 replicas via nginx, at half of peak').forksSinceProbing!;
 const ratios = [
   ['2 replicas / 1 replica (via nginx)', ratio('2 replicas via nginx', '1 replica via nginx')],
   ['4 replicas / 1 replica (via nginx)', ratio('4 replicas via nginx', '1 replica via nginx')],
@@ -466,6 +530,8 @@ const comparisons = (['', NO_PERSISTENCE] as const).flatMap((prefix) =>
       headcountRequestsPerSecond: headcount.requestsPerSecond,
       naiveRequestsPerSecond: naive.requestsPerSecond,
       ratio: headcount.requestsPerSecond / naive.requestsPerSecond,
+      /** headcount ÷ naive in each turn: their spread says how far one run resolves the ratio. */
+      turnRatios: headcount.rounds!.map((r, i) => r.requestsPerSecond / naive.rounds![i]!.requestsPerSecond),
       headcountCpuMsPerVisit: headcount.cpuMsPerRequest,
       naiveCpuMsPerVisit: naive.cpuMsPerRequest,
       /** The target is set with every guarantee on, AOF included: the persistence-off rows are information. */
@@ -491,11 +557,18 @@ process.stdout.write(
     `Through nginx the answer is JSON unless a figure says HTML; Redis keeps redis.conf's AOF unless it says no persistence.\n` +
     `${table.toString()}\n${ratioTable.toString()}\n` +
     `headcount against the naive Express formation (issue 11; loadtest/naive-replica.ts behind the same nginx without its access log,\n` +
-    `same replica count, a Redis of its own with the same redis.conf; per persistence setting one pair of formations, measured in turns: A B C, C B A):\n` +
+    `same replica count, a Redis of its own with the same redis.conf; per persistence setting one pair of formations, measured in ${options.TURNS} turns: A B C, C B A, ...):\n` +
     `${naiveTable.toString()}\n` +
     `target: headcount 4-replica formation >= ${NAIVE_TARGET.toFixed(2)}x naive Express formation (same persistence: ${redisPersistence['']!.headcount}): ` +
     `${targetRows.map((c) => `${c.answer} ${c.ratio.toFixed(2)}x ${verdict(c.ratio >= NAIVE_TARGET)}`).join(', ')}\n` +
-    `target: p99 <= ${halfPeakTarget.limitMs} ms at half of peak: ${halfPeakP99} ms ${verdict(halfPeakTarget.met)}\n` +
+    targetRows
+      .map((c) => {
+        const turns = c.turnRatios;
+        return `  ${c.answer}, turn by turn: ${turns.map((r) => r.toFixed(2)).join(' ')} (median ${median(turns).toFixed(2)}, range ${Math.min(...turns).toFixed(2)}-${Math.max(...turns).toFixed(2)})\n`;
+      })
+      .join('') +
+    `target: p99 <= ${halfPeakTarget.limitMs} ms at half of peak: ${halfPeakP99} ms ${verdict(halfPeakTarget.met)} ` +
+    `(Redis made ${halfPeakForks} AOF rewrite${halfPeakForks === 1 ? '' : 's'} from its first probe to its end; the naive formation at half of its peak: p99 ${by(NAIVE_HALF_PEAK).latency.p99} ms)\n` +
     failed.join('') +
     costLine('metrics', replicaCosts!.on, replicaCosts!.off, 'without (METRICS_PORT=off)') +
     costLine(`${OPEN_STREAMS} live streams open`, replicaCosts!.streams, replicaCosts!.on, 'with none') +

@@ -27,7 +27,7 @@ import { fromRoot, ROOT } from '../formation/paths.js';
 import { ConfigError, integer, parseEnv } from '../web/env.js';
 import { fire, latencyOf, type CannonOptions } from './cannon.js';
 import { formationCpuGroups, measureCpu } from './cpu.js';
-import { machine, RESULTS_DIR } from './report.js';
+import { machine, median, RESULTS_DIR } from './report.js';
 import { newTable } from './terminal.js';
 import { startThrowawayFormation, type ThrowawayFormation } from './throwaway-formation.js';
 
@@ -134,12 +134,6 @@ async function round(side: Side, index: number) {
   const { p50, p99 } = latencyOf(result);
   side.rounds.push({ requests: result.requests.total, seconds: result.duration, p50, p99, cpu });
 }
-
-const median = (values: number[]) => {
-  const sorted = values.toSorted((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 
 function summary(side: Side) {
   const requests = side.rounds.reduce((sum, r) => sum + r.requests, 0);

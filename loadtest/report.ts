@@ -21,6 +21,13 @@ export interface LoadtestReport {
   visitsAdded: { accuracy: number; throughput: number };
 }
 
+/** The middle value (the mean of the two middle ones for an even count). */
+export const median = (values: readonly number[]) => {
+  const sorted = values.toSorted((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
 export const machine = () => ({
   cpus: cpus().length,
   cpuModel: cpus()[0]?.model ?? 'unknown',
