@@ -94,12 +94,7 @@ export function createMetrics({ release, replica, liveStreams = () => 0 }: Metri
   // Every kind and operation from the start at 0, so a rate() over them is 0,
   // not empty, before the first error.
   for (const kind of ['timeout', 'connection', 'other'] as const) redisErrors.inc({ kind }, 0);
-  // One child per operation, looked up once, not by label hashing on every visit.
-  const redisSecondsOf = {} as Record<RedisOperation, ReturnType<typeof redisSeconds.labels>>;
-  for (const operation of ['count_visit', 'read', 'ping', 'live'] as const) {
-    redisSeconds.zero({ operation });
-    redisSecondsOf[operation] = redisSeconds.labels({ operation });
-  }
+  for (const operation of ['count_visit', 'read', 'ping', 'live'] as const) redisSeconds.zero({ operation });
 
   // The hot path: one Map lookup per request instead of prom-client's label
   // hashing for each of the two metrics (label sets are few and bounded).
@@ -131,7 +126,7 @@ export function createMetrics({ release, replica, liveStreams = () => 0 }: Metri
         if (kind !== undefined) redisErrors.inc({ kind });
         throw error;
       } finally {
-        redisSecondsOf[operation].observe((performance.now() - started) / 1_000);
+        redisSeconds.observe({ operation }, (performance.now() - started) / 1_000);
       }
     },
     visitCounted: () => visits.inc(),
