@@ -96,8 +96,10 @@ export function createMetrics({ release, replica, liveStreams = () => 0 }: Metri
   for (const kind of ['timeout', 'connection', 'other'] as const) redisErrors.inc({ kind }, 0);
   for (const operation of ['count_visit', 'read', 'ping', 'live'] as const) redisSeconds.zero({ operation });
 
-  // The hot path: one Map lookup per request instead of prom-client's label
-  // hashing for each of the two metrics (label sets are few and bounded).
+  // The hot path: one Map lookup per request for the two metrics' children,
+  // instead of building their label objects anew (label sets are few and
+  // bounded). prom-client still hashes and checks the labels on each inc and
+  // observe, child or not (prom-client 15.1's counter.js and histogram.js).
   type Child = { count: { inc(): void }; seconds: { observe(value: number): void } };
   const children = new Map<string, Child>();
   const childOf = (method: string, route: string, status: number): Child => {
