@@ -43,6 +43,8 @@ interface Figure {
   cpu: Record<string, number>;
   cpuCores: Record<string, number>;
   cpuMsPerRequest: number;
+  /** Milliseconds per visit each group's processes waited for a CPU while runnable (cpu.ts runQueueSeconds). */
+  waitedMsPerVisit: Record<string, number>;
   limitedBy: string;
   note?: string;
   /** Wall-clock seconds the load ran (summed over rounds). */
@@ -60,6 +62,8 @@ interface Figure {
   tried?: { connections: number; rps: number }[];
   /** At half of peak: Redis's forks from the first probe to the end of the figure. */
   forksSinceProbing?: number;
+  /** At half of peak: what Redis's latency monitor saw (withRedisStalls). */
+  redisStalls?: RedisStalls;
 }
 
 const figures: Figure[] = [];
@@ -243,9 +247,10 @@ async function measure(name: string, formation: LocalFormation, cannon: CannonOp
 
 async function measureOnce(name: string, formation: LocalFormation, cannon: CannonOptions, duration: number): Promise<Figure> {
   const forksBefore = await redisForks(formation);
-  const { value: result, cpu, wallSeconds } = await measureCpu(formationCpuGroups(formation), () =>
+  const { value: result, cpu, waited, wallSeconds } = await measureCpu(formationCpuGroups(formation), () =>
     fire({ connections: options.CONNECTIONS, duration, timeout: 10, ...cannon }, `bench: ${name}`),
   );
+  const visits = Math.max(result.requests.total, 1);
   const cpuCores = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, v / wallSeconds]));
   const total = Object.values(cpu).reduce((a, b) => a + b, 0);
   const figure: Figure = {
@@ -257,7 +262,8 @@ async function measureOnce(name: string, formation: LocalFormation, cannon: Cann
     non2xx: result.non2xx,
     cpu,
     cpuCores,
-    cpuMsPerRequest: (total * 1000) / Math.max(result.requests.total, 1),
+    cpuMsPerRequest: (total * 1000) / visits,
+    waitedMsPerVisit: Object.fromEntries(Object.entries(waited).map(([k, v]) => [k, (v * 1000) / visits])),
     limitedBy: limit(cpuCores),
     seconds: wallSeconds,
     redisForks: (await redisForks(formation)) - forksBefore,
@@ -322,6 +328,9 @@ function merge(name: string, rounds: Figure[]): Figure {
     cpu,
     cpuCores,
     cpuMsPerRequest: (Object.values(cpu).reduce((a, b) => a + b, 0) * 1000) / Math.max(requests, 1),
+    waitedMsPerVisit: Object.fromEntries(
+      Object.keys(rounds[0]!.waitedMsPerVisit).map((k) => [k, sum((f) => (f.waitedMsPerVisit[k] ?? 0) * f.requests) / Math.max(requests, 1)]),
+    ),
     limitedBy: limit(cpuCores),
     note: `${rounds.length} rounds`,
     seconds,
@@ -341,6 +350,44 @@ function limit(cores: Record<string, number>): string {
   return `latency, not CPU (${used.toFixed(2)} of ${machineCores} cores busy)`;
 }
 
+/** Redis's latency monitor events make bench reads: its fsyncs, and its deletion of expired keys. */
+const REDIS_STALLS = { fsync: 'aof-fsync-always', expiry: 'expire-cycle' } as const;
+/** Per event: the seconds in which Redis spent 1 ms or more on one at a time, and the slowest. */
+type RedisStalls = Record<keyof typeof REDIS_STALLS, { seconds: number; slowestMs: number }> & { watchedSeconds: number };
+
+/**
+ * Redis's latency monitor while `work` runs
+ * (https://redis.io/docs/latest/operate/oss_and_stack/management/optimization/latency-monitor/):
+ * for each second it keeps the slowest `appendfsync always` fsync
+ * (`aof-fsync-always`) and the slowest pass deleting expired keys
+ * (`expire-cycle`) that took 1 ms or more. Redis answers nothing during
+ * either, so every visit in flight waits. Idempotency records written at peak
+ * expire a minute later (IDEMPOTENCY_TTL_SECONDS), which in make bench can
+ * fall while half of peak is measured. The monitor is off again afterwards,
+ * as redis.conf leaves it.
+ */
+async function withRedisStalls<T>(formation: LocalFormation, work: () => Promise<T>): Promise<{ value: T; stalls: RedisStalls }> {
+  const redis = new Redis(formation.redisUrl, { maxRetriesPerRequest: 1 });
+  try {
+    await redis.config('SET', 'latency-monitor-threshold', '1');
+    await redis.call('LATENCY', 'RESET');
+    const started = performance.now();
+    const value = await work();
+    const watchedSeconds = Math.ceil((performance.now() - started) / 1000);
+    const read = async (event: string) => {
+      const history = (await redis.call('LATENCY', 'HISTORY', event)) as [number, number][];
+      return { seconds: history.length, slowestMs: Math.max(0, ...history.map(([, ms]) => ms)) };
+    };
+    const stalls = { fsync: await read(REDIS_STALLS.fsync), expiry: await read(REDIS_STALLS.expiry), watchedSeconds };
+    await redis.config('SET', 'latency-monitor-threshold', '0');
+    return { value, stalls };
+  } finally {
+    redis.disconnect();
+  }
+}
+
+const HALF_PEAK = '4 replicas via nginx, at half of peak';
+
 /**
  * Latency at half of peak throughput. autocannon's rate option sends each
  * connection's quota for the second as fast as it can and then waits, so its
@@ -351,7 +398,7 @@ function limit(cores: Record<string, number>): string {
  * step lower or higher, at most three times. The figure names its share of
  * peak, and the report keeps the probes.
  */
-async function atHalfOfPeak(formation: LocalFormation, peakRps: number, name = '4 replicas via nginx, at half of peak') {
+async function atHalfOfPeak(formation: LocalFormation, peakRps: number, name = HALF_PEAK) {
   const counts = [64, 32, 16, 12, 8, 6, 4, 3, 2];
   const forksBefore = await redisForks(formation);
   const probes: { connections: number; rps: number }[] = [];
@@ -363,9 +410,12 @@ async function atHalfOfPeak(formation: LocalFormation, peakRps: number, name = '
   let index = counts.indexOf(probes.reduce((a, b) => (distance(b) < distance(a) ? b : a)).connections);
   const tried: { connections: number; rps: number }[] = [];
   let figure: Figure;
+  let redisStalls: RedisStalls;
   for (;;) {
     const connections = counts[index]!;
-    figure = await measureOnce(`${name} (${connections} connections)`, formation, { ...visit(formation.lbUrl), connections }, options.DURATION);
+    ({ value: figure, stalls: redisStalls } = await withRedisStalls(formation, () =>
+      measureOnce(`${name} (${connections} connections)`, formation, { ...visit(formation.lbUrl), connections }, options.DURATION),
+    ));
     tried.push({ connections, rps: figure.requestsPerSecond });
     const share = figure.requestsPerSecond / peakRps;
     if (tried.length > 3) break;
@@ -375,7 +425,7 @@ async function atHalfOfPeak(formation: LocalFormation, peakRps: number, name = '
   }
   figure.name = name;
   figure.note = `${counts[index]} connections, ${Math.round((100 * figure.requestsPerSecond) / peakRps)} % of peak`;
-  figures.push({ ...figure, probes, tried, forksSinceProbing: (await redisForks(formation)) - forksBefore });
+  figures.push({ ...figure, probes, tried, forksSinceProbing: (await redisForks(formation)) - forksBefore, redisStalls });
 }
 
 /**
@@ -491,8 +541,8 @@ for (const f of figures) {
     f.limitedBy,
   ]);
 }
-const halfPeakP99 = by('4 replicas via nginx, at half of peak').latency.p99;
-const halfPeakForks = by('4 replicas via nginx, at half of peak').forksSinceProbing!;
+const halfPeakP99 = by(HALF_PEAK).latency.p99;
+const halfPeakForks = by(HALF_PEAK).forksSinceProbing!;
 const ratios = [
   ['2 replicas / 1 replica (via nginx)', ratio('2 replicas via nginx', '1 replica via nginx')],
   ['4 replicas / 1 replica (via nginx)', ratio('4 replicas via nginx', '1 replica via nginx')],
@@ -546,6 +596,22 @@ for (const c of comparisons) {
 const targetRows = comparisons.filter((c) => c.target !== undefined);
 const verdict = (met: boolean) => (met ? 'MET' : 'NOT MET');
 const halfPeakTarget = { p99: halfPeakP99, limitMs: 10, met: halfPeakP99 <= 10 };
+/**
+ * Where a visit's time went in a half-of-peak figure: its mean latency beside
+ * the milliseconds per visit processes spent runnable but waiting for a CPU
+ * (by group, largest first), the CPU per visit, and Redis's stalls.
+ */
+function timeWent(label: string, f: Figure): string {
+  const waited = Object.entries(f.waitedMsPerVisit).sort((a, b) => b[1] - a[1]);
+  const cores = Object.values(f.cpuCores).reduce((a, b) => a + b, 0);
+  const stalls = f.redisStalls!;
+  const stall = (what: string, s: { seconds: number; slowestMs: number }) => `${what} of 1 ms or more in ${s.seconds} of ${stalls.watchedSeconds} s (slowest ${s.slowestMs} ms)`;
+  return (
+    `    ${label}: mean latency ${f.latency.mean.toFixed(1)} ms; ${waited.reduce((sum, [, ms]) => sum + ms, 0).toFixed(2)} ms waiting for a CPU ` +
+    `(${waited.map(([group, ms]) => `${group} ${ms.toFixed(2)}`).join(', ')}), ${f.cpuMsPerRequest.toFixed(2)} ms on one; ${cores.toFixed(2)} of ${machine().cpus} cores busy\n` +
+    `    ${' '.repeat(label.length)}  Redis: ${stall('fsyncs', stalls.fsync)}; ${stall('expiry passes', stalls.expiry)}\n`
+  );
+}
 // A figure with failed requests would flatter (or wrong) its formation: said next to the ratios.
 const failed = figures.filter((f) => f.errors > 0 || f.non2xx > 0).map((f) => `warning: ${f.name}: ${f.errors} errors, ${f.non2xx} non-2xx answers\n`);
 
@@ -569,6 +635,9 @@ process.stdout.write(
       .join('') +
     `target: p99 <= ${halfPeakTarget.limitMs} ms at half of peak: ${halfPeakP99} ms ${verdict(halfPeakTarget.met)} ` +
     `(Redis made ${halfPeakForks} AOF rewrite${halfPeakForks === 1 ? '' : 's'} from its first probe to its end; the naive formation at half of its peak: p99 ${by(NAIVE_HALF_PEAK).latency.p99} ms)\n` +
+    `  where a visit's time went there, per visit (docs/load-testing.md, "What stops p99 ≤ 10 ms at half of peak"):\n` +
+    timeWent('headcount', by(HALF_PEAK)) +
+    timeWent('naive', by(NAIVE_HALF_PEAK)) +
     failed.join('') +
     costLine('metrics', replicaCosts!.on, replicaCosts!.off, 'without (METRICS_PORT=off)') +
     costLine(`${OPEN_STREAMS} live streams open`, replicaCosts!.streams, replicaCosts!.on, 'with none') +
