@@ -9,7 +9,8 @@ import { measureCpu, runQueueSeconds } from '../../loadtest/cpu.js';
 // third of the time and waits two thirds; a sleeping process waits for
 // nothing. (Run time and wait differ two to one, so reading the wrong
 // schedstat field fails.)
-const busy = () => spawn('taskset', ['-c', '0', process.execPath, '-e', 'for (;;);'], { stdio: 'ignore' });
+// Each loop ends itself after 30 s, should the test die before it kills them.
+const busy = () => spawn('taskset', ['-c', '0', process.execPath, '-e', 'const end = Date.now() + 30_000; while (Date.now() < end);'], { stdio: 'ignore' });
 const sleeping = () => spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
 
 describe('run-queue wait (make bench)', () => {
