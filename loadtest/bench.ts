@@ -352,8 +352,12 @@ function limit(cores: Record<string, number>): string {
 
 /** Redis's latency monitor events make bench reads: its fsyncs, and its deletion of expired keys. */
 const REDIS_STALLS = { fsync: 'aof-fsync-always', expiry: 'expire-cycle' } as const;
-/** Per event: the seconds in which Redis spent 1 ms or more on one at a time, and the slowest. */
-type RedisStalls = Record<keyof typeof REDIS_STALLS, { seconds: number; slowestMs: number }> & { watchedSeconds: number };
+/**
+ * Per event: the seconds in which Redis spent 1 ms or more on one at a time,
+ * and the slowest; and how many expired keys it deleted (INFO stats
+ * expired_keys), most in passes too short for the monitor.
+ */
+type RedisStalls = Record<keyof typeof REDIS_STALLS, { seconds: number; slowestMs: number }> & { watchedSeconds: number; expiredKeys: number };
 
 /**
  * Redis's latency monitor while `work` runs
@@ -369,8 +373,10 @@ type RedisStalls = Record<keyof typeof REDIS_STALLS, { seconds: number; slowestM
 async function withRedisStalls<T>(formation: LocalFormation, work: () => Promise<T>): Promise<{ value: T; stalls: RedisStalls }> {
   const redis = new Redis(formation.redisUrl, { maxRetriesPerRequest: 1 });
   try {
+    const expiredKeys = async () => Number(/^expired_keys:(\d+)/m.exec(await redis.info('stats'))?.[1]);
     await redis.config('SET', 'latency-monitor-threshold', '1');
     await redis.call('LATENCY', 'RESET');
+    const expiredBefore = await expiredKeys();
     const started = performance.now();
     const value = await work();
     const watchedSeconds = Math.ceil((performance.now() - started) / 1000);
@@ -378,7 +384,7 @@ async function withRedisStalls<T>(formation: LocalFormation, work: () => Promise
       const history = (await redis.call('LATENCY', 'HISTORY', event)) as [number, number][];
       return { seconds: history.length, slowestMs: Math.max(0, ...history.map(([, ms]) => ms)) };
     };
-    const stalls = { fsync: await read(REDIS_STALLS.fsync), expiry: await read(REDIS_STALLS.expiry), watchedSeconds };
+    const stalls = { fsync: await read(REDIS_STALLS.fsync), expiry: await read(REDIS_STALLS.expiry), watchedSeconds, expiredKeys: (await expiredKeys()) - expiredBefore };
     await redis.config('SET', 'latency-monitor-threshold', '0');
     return { value, stalls };
   } finally {
@@ -609,7 +615,7 @@ function timeWent(label: string, f: Figure): string {
   return (
     `    ${label}: mean latency ${f.latency.mean.toFixed(1)} ms; ${waited.reduce((sum, [, ms]) => sum + ms, 0).toFixed(2)} ms waiting for a CPU ` +
     `(${waited.map(([group, ms]) => `${group} ${ms.toFixed(2)}`).join(', ')}), ${f.cpuMsPerRequest.toFixed(2)} ms on one; ${cores.toFixed(2)} of ${machine().cpus} cores busy\n` +
-    `    ${' '.repeat(label.length)}  Redis: ${stall('fsyncs', stalls.fsync)}; ${stall('expiry passes', stalls.expiry)}\n`
+    `    ${' '.repeat(label.length)}  Redis: ${stall('fsyncs', stalls.fsync)}; ${stall('expiry passes', stalls.expiry)}; ${stalls.expiredKeys} expired keys deleted\n`
   );
 }
 // A figure with failed requests would flatter (or wrong) its formation: said next to the ratios.
