@@ -271,13 +271,18 @@ async function measureOnce(name: string, formation: LocalFormation, cannon: Cann
   return figure;
 }
 
+/** One counter from Redis's INFO stats; a Redis without it stops the bench rather than print NaN. */
+async function infoStat(redis: Redis, field: string): Promise<number> {
+  const value = Number(new RegExp(`^${field}:(\\d+)`, 'm').exec(await redis.info('stats'))?.[1]);
+  if (!Number.isInteger(value)) throw new Error(`INFO stats has no ${field}`);
+  return value;
+}
+
 /** Forks the formation's Redis has made since it started (INFO stats). */
 async function redisForks(formation: LocalFormation): Promise<number> {
   const redis = new Redis(formation.redisUrl, { maxRetriesPerRequest: 1 });
   try {
-    const forks = Number(/^total_forks:(\d+)/m.exec(await redis.info('stats'))?.[1]);
-    if (!Number.isInteger(forks)) throw new Error(`${formation.redisUrl}: INFO stats has no total_forks`);
-    return forks;
+    return await infoStat(redis, 'total_forks');
   } finally {
     redis.disconnect();
   }
@@ -373,7 +378,7 @@ type RedisStalls = Record<keyof typeof REDIS_STALLS, { seconds: number; slowestM
 async function withRedisStalls<T>(formation: LocalFormation, work: () => Promise<T>): Promise<{ value: T; stalls: RedisStalls }> {
   const redis = new Redis(formation.redisUrl, { maxRetriesPerRequest: 1 });
   try {
-    const expiredKeys = async () => Number(/^expired_keys:(\d+)/m.exec(await redis.info('stats'))?.[1]);
+    const expiredKeys = () => infoStat(redis, 'expired_keys');
     await redis.config('SET', 'latency-monitor-threshold', '1');
     await redis.call('LATENCY', 'RESET');
     const expiredBefore = await expiredKeys();
