@@ -1,9 +1,10 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { createCounterStore, type CounterStore, type LiveStore } from './counter-store.js';
+import { createExpressServer } from './express-server.js';
 import { createLifecycle } from './lifecycle.js';
 import { createLiveHub, type LiveHub } from './live-hub.js';
 import { createLogger } from './logger.js';
@@ -89,7 +90,7 @@ export async function startReplica(config: Config, createStore: StoreFactory = c
   const metricsServer = metrics && createMetricsServer(metrics.registry, logger);
 
   const newServer = () => {
-    const created = createServer(app);
+    const created = createExpressServer(app);
     // Nginx closes idle upstream connections after 60 s; Node must wait longer,
     // or it closes a socket just as Nginx sends on it (a sporadic 502).
     created.keepAliveTimeout = config.KEEP_ALIVE_TIMEOUT_MS;
