@@ -17,10 +17,10 @@ export interface ReplicaProcess {
   kill(): Promise<void>;
 }
 
-/** Starts the real entry point, `node dist/web/server.js`, as production runs it. */
-export async function spawnReplica(env: Record<string, string>): Promise<ReplicaProcess> {
+/** Starts the real entry point, `node dist/web/server.js`, as production runs it (with `nodeFlags` before it, if any). */
+export async function spawnReplica(env: Record<string, string>, nodeFlags: readonly string[] = []): Promise<ReplicaProcess> {
   const port = env.PORT ? Number(env.PORT) : await getPort({ host: '127.0.0.1' });
-  const child = spawn(process.execPath, ['dist/web/server.js'], {
+  const child = spawn(process.execPath, [...nodeFlags, 'dist/web/server.js'], {
     // METRICS_PORT 0: replicas of parallel tests must not meet on the default 9464.
     env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), REPLICA_ID: 'web-t', METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
