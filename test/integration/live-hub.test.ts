@@ -53,10 +53,12 @@ describe('the live hub on a real Redis', () => {
 
     for (let i = 0; i < 5; i++) await Promise.all(hubs.map((hub) => hub.tick()));
     await new Promise((resolve) => setTimeout(resolve, 200));
+    // Tallied before the hubs drain: their leaving (ZREM) can reach Redis
+    // before MONITOR's connection has closed, and is not a tick's.
+    const tally = sent.reduce<Record<string, number>>((t, c) => ({ ...t, [c]: (t[c] ?? 0) + 1 }), {});
     monitor.disconnect();
     await Promise.all(hubs.map((hub) => hub.drain()));
 
-    const tally = sent.reduce<Record<string, number>>((t, c) => ({ ...t, [c]: (t[c] ?? 0) + 1 }), {});
     // a: 5 heartbeats (ZADD); b and c: 5 snapshot scripts each, the same for 1 stream as for 40.
     expect(tally).toEqual({ zadd: 5, evalsha: 10 });
   });
