@@ -1,6 +1,7 @@
 import autocannon from 'autocannon';
 import { afterEach, describe, expect, test } from 'vitest';
 import { REPLICA_NODE_FLAGS } from '../../formation/local-formation.js';
+import { median } from '../../loadtest/report.js';
 import { spawnReplica, type ReplicaProcess } from '../support/replica-process.js';
 import { startTestRedis, type TestRedis } from '../support/redis-server.js';
 
@@ -18,8 +19,6 @@ const promotedPerScavenge = (stdout: string[], from: number) =>
     .map((line) => /\bgc=s\b.*\bpromoted=(\d+)/.exec(line))
     .filter((match) => match !== null)
     .map((match) => Number(match[1]));
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 describe('the replica under V8 (garbage collection)', () => {
   // What a visit allocates must die young: at one visit in flight, almost
